@@ -1,0 +1,83 @@
+r"""The latent energy of DDLS and the calibration of a discriminator's logit.
+
+With a standard normal prior p0, the energy whose Boltzmann distribution p_t(z) ∝ p0(z) e^{d(G(z))}
+is the latent-space image of the corrected generator is
+
+    E(z) = -log p0(z) - d(G(z)) = ||z||^2 / 2 - d(G(z)) + const.
+"""
+import copy
+import math
+
+import torch
+from torch import nn
+
+from ._checks import last_dim
+from .train import train_discriminator
+
+
+def log_standard_normal(z):
+    """log N(z; 0, I) for z of shape (N, k); returns (N,)."""
+    return -0.5 * (z ** 2).sum(dim=1) - 0.5 * z.shape[1] * math.log(2 * math.pi)
+
+
+def latent_energy(z, G, d):
+    """E(z) = -log p0(z) - d(G(z)) with p0 = N(0, I), up to a constant; z (N, k) -> (N,).
+
+    Gradients flow through both the prior term and d(G(z)) (nothing here is detached).
+    """
+    last_dim(z, G.latent_dim, "latent z")
+    return 0.5 * (z ** 2).sum(dim=1) - d(G(z))
+
+
+class CalibratedLogit(nn.Module):
+    """A frozen logit d(x) mapped through a fitted affine head: a * d(x) + b, shape (N,).
+
+    The head turns a discriminator trained with any loss (hinge, say) into an estimate of
+    log p_data(x) / p_g(x) for the generator it was calibrated against.
+    """
+
+    def __init__(self, d):
+        super().__init__()
+        self.d = d
+        for p in self.d.parameters():
+            p.requires_grad_(False)
+        self.scale = nn.Parameter(torch.ones(()))
+        self.bias = nn.Parameter(torch.zeros(()))
+
+    def train(self, mode=True):
+        # the wrapped discriminator stays in eval mode: calibration fits the head only
+        super().train(mode)
+        self.d.eval()
+        return self
+
+    def forward(self, x):
+        return self.scale * self.d(x) + self.bias
+
+
+def calibrate(d, G, sample_real, *, method="head", steps=500, batch_size=512, lr=None, seed=0, progress=None):
+    """Calibrate a discriminator's logit against a frozen generator G, so that d(x) ≈ log p_data/p_g.
+
+    ``method="head"`` fits a logistic head a*d(x)+b on the frozen d (cheap, keeps d's shape);
+    ``method="finetune"`` trains a copy of d with the logistic loss against samples of G, moving it
+    towards the optimal discriminator for this G (the DDLS theorem's assumption). The original d is
+    never modified. ``sample_real(n, generator) -> (n, dim)`` draws real data; fakes are G(z),
+    z ~ N(0, I). ``lr`` defaults to 1e-2 for the head and 1e-4 for fine-tuning.
+    Returns a module x (N, dim) -> calibrated logits (N,), in eval mode.
+    """
+    if method not in ("head", "finetune"):
+        raise ValueError(f"calibration method must be 'head' or 'finetune', got {method!r}")
+    G.eval(), d.eval()
+    if method == "head":
+        model, lr = CalibratedLogit(d), 1e-2 if lr is None else lr
+    else:
+        model, lr = copy.deepcopy(d), 1e-4 if lr is None else lr
+        for p in model.parameters():
+            p.requires_grad_(True)
+
+    def sample_fake(n, gen):
+        with torch.no_grad():
+            return G(torch.randn(n, G.latent_dim, generator=gen))
+
+    train_discriminator(model, sample_real, sample_fake, steps=steps, batch_size=batch_size, lr=lr,
+                        seed=seed, progress=progress)
+    return model.eval()

@@ -1,0 +1,247 @@
+r"""Samplers behind one interface: the generator alone, DRS, MH-GAN and DDLS.
+
+``sample(method, G, d, n, ...)`` returns a :class:`Samples`. ``d`` is a discriminator logit,
+ideally calibrated (``ebmlib.calibrate``) so that d(x) ≈ log p_data(x) / p_g(x).
+
+Langevin dynamics follows the DDLS paper's notation: with step size ε,
+
+    z_{i+1} = z_i - (ε/2) ∇E(z_i) + sqrt(ε) ξ_i,   ξ_i ~ N(0, I),
+
+optionally corrected by a Metropolis-Hastings test (MALA).
+"""
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from ._checks import last_dim, positive_float, positive_int
+from .energy import latent_energy
+
+
+class LangevinDivergence(FloatingPointError, ValueError):
+    """A Langevin chain's energy or gradient turned non-finite.
+
+    Attributes: ``step`` (1-based step at which it happened), ``step_size``, ``last_finite``
+    (the chains' states at the previous step, so the samples so far are not lost).
+    """
+
+    def __init__(self, step, step_size, last_finite):
+        self.step, self.step_size, self.last_finite = step, step_size, last_finite
+        super().__init__(
+            f"Langevin chain diverged: non-finite energy or gradient at step {step} with step size "
+            f"{step_size:g}. Try a smaller step size (for example {step_size / 10:g}); the states before "
+            f"the failing step are in .last_finite")
+
+
+@dataclass
+class LangevinResult:
+    """Final states ``z`` (N, k); ``accept_rate`` (MALA only, else None); ``snapshots``: list of
+    (step, states) pairs; ``energy_trace``: mean energy per step, list of floats."""
+
+    z: torch.Tensor
+    accept_rate: float | None = None
+    snapshots: list = field(default_factory=list)
+    energy_trace: list = field(default_factory=list)
+
+
+def _energy_and_grad(energy, z):
+    """E(z) of shape (N,) and dE/dz, without touching any parameter's .grad."""
+    with torch.enable_grad():
+        z = z.detach().requires_grad_(True)
+        e = energy(z)
+        (grad,) = torch.autograd.grad(e.sum(), z)
+    return e.detach(), grad.detach()
+
+
+def langevin(energy, z0, *, steps, step_size, noise_scale=1.0, mala=False, decay=1.0, decay_every=None,
+             snapshot_every=None, generator=None):
+    """Run N independent Langevin chains on ``energy``: (N, k) -> (N,), started at ``z0`` (N, k).
+
+    ``step_size`` is ε above; ``noise_scale`` multiplies the sqrt(ε) noise (1 samples exp(-E);
+    below 1 is a colder, biased sampler). Every ``decay_every`` steps ε is multiplied by ``decay``
+    (the noise follows as sqrt(ε), so drift and noise stay matched). With ``mala=True`` each
+    proposal passes a Metropolis-Hastings test, which makes exp(-E) exactly invariant.
+    ``snapshot_every`` keeps (step, states) pairs, step 0 included.
+
+    Raises :class:`LangevinDivergence` when the energy or its gradient turns non-finite.
+    """
+    positive_int(steps, "steps")
+    eps = positive_float(step_size, "step_size")
+    if noise_scale < 0:
+        raise ValueError(f"noise_scale must be >= 0, got {noise_scale!r}")
+    if not 0 < decay <= 1:
+        raise ValueError(f"decay must be in (0, 1], got {decay!r}")
+    if decay_every is not None:
+        positive_int(decay_every, "decay_every")
+    if not isinstance(z0, torch.Tensor) or z0.dim() != 2:
+        raise ValueError(f"z0 must be a tensor of shape (N, k), got {getattr(z0, 'shape', type(z0))}")
+
+    z = z0.detach().clone()
+    e, grad = _energy_and_grad(energy, z)
+    if not (torch.isfinite(e).all() and torch.isfinite(grad).all()):
+        raise LangevinDivergence(0, eps, z.clone())
+    result = LangevinResult(z=z)
+    if snapshot_every:
+        result.snapshots.append((0, z.clone()))
+    accepted = 0.0
+    for step in range(1, steps + 1):
+        if decay_every and step > 1 and (step - 1) % decay_every == 0:
+            eps *= decay
+        noise = torch.randn(z.shape, generator=generator, dtype=z.dtype).to(z.device)
+        proposal = z - 0.5 * eps * grad + noise_scale * math.sqrt(eps) * noise
+        e_new, grad_new = _energy_and_grad(energy, proposal)
+        if not (torch.isfinite(e_new).all() and torch.isfinite(grad_new).all()):
+            raise LangevinDivergence(step, eps, z.clone())
+        if mala:
+            # log q(a | b) for the Langevin proposal from b, up to a constant shared by both directions
+            def log_q(a, b, grad_b):
+                return -((a - b + 0.5 * eps * grad_b) ** 2).sum(dim=1) / (2 * eps * noise_scale ** 2)
+
+            log_alpha = (e - e_new) + log_q(z, proposal, grad_new) - log_q(proposal, z, grad)
+            u = torch.rand(len(z), generator=generator).to(z.device)
+            accept = torch.log(u) < log_alpha
+            accepted += accept.float().mean().item()
+            keep = accept[:, None]
+            z = torch.where(keep, proposal, z)
+            e = torch.where(accept, e_new, e)
+            grad = torch.where(keep, grad_new, grad)
+        else:
+            z, e, grad = proposal, e_new, grad_new
+        result.energy_trace.append(e.mean().item())
+        if snapshot_every and step % snapshot_every == 0:
+            result.snapshots.append((step, z.clone()))
+    result.z = z
+    result.accept_rate = accepted / steps if mala else None
+    return result
+
+
+@dataclass
+class Samples:
+    """What every sampler returns: ``x`` (n, dim) samples, ``z`` (n, k) their latents,
+    ``seconds`` wall time, and ``info`` (sampler-specific: acceptance rate, snapshots, ...)."""
+
+    x: torch.Tensor
+    z: torch.Tensor
+    seconds: float
+    info: dict = field(default_factory=dict)
+
+
+def _prior(n, G, generator):
+    return torch.randn(n, G.latent_dim, generator=generator)
+
+
+@torch.no_grad()
+def _generate(G, z, batch_size):
+    return torch.cat([G(chunk) for chunk in z.split(batch_size)])
+
+
+@torch.no_grad()
+def _logits(d, x, batch_size):
+    return torch.cat([d(chunk) for chunk in x.split(batch_size)])
+
+
+def sample_generator(G, d, n, *, generator=None, batch_size=10_000):
+    """The generator alone: z ~ N(0, I), x = G(z). ``d`` is unused (kept for the one interface)."""
+    z = _prior(n, G, generator)
+    return Samples(_generate(G, z, batch_size), z, 0.0)
+
+
+def sample_drs(G, d, n, *, generator=None, batch_size=10_000, log_m=None, burn_in=10_000, max_rounds=1000):
+    """Discriminator rejection sampling (the rejection-sampling lemma).
+
+    Proposes z ~ p0 and accepts it with probability exp(d(G(z)) - log M), so accepted latents follow
+    p_t(z) ∝ p0(z) exp(d(G(z))) wherever d <= log M. ``log_m`` defaults to the largest logit seen
+    on ``burn_in`` proposals and grows if a larger one appears later (as in Azadi et al.'s DRS).
+    ``info``: ``accept_rate`` (accepted / proposed), ``log_m``.
+    """
+    if log_m is None:
+        log_m = _logits(d, _generate(G, _prior(burn_in, G, generator), batch_size), batch_size).max().item()
+    xs, zs, proposed, kept = [], [], 0, 0
+    for _ in range(max_rounds):
+        z = _prior(batch_size, G, generator)
+        x = _generate(G, z, batch_size)
+        logit = _logits(d, x, batch_size)
+        log_m = max(log_m, logit.max().item())
+        accept = torch.rand(len(z), generator=generator).log() < logit - log_m
+        xs.append(x[accept]), zs.append(z[accept])
+        proposed, kept = proposed + len(z), kept + int(accept.sum())
+        if kept >= n:
+            break
+    else:
+        raise RuntimeError(f"DRS accepted only {kept} of {proposed} proposals; the logit range is too wide "
+                           f"(log M = {log_m:.1f}); raise max_rounds or calibrate d")
+    return Samples(torch.cat(xs)[:n], torch.cat(zs)[:n], 0.0, {"accept_rate": kept / proposed, "log_m": log_m})
+
+
+def sample_mh(G, d, n, *, generator=None, steps=100, batch_size=10_000):
+    """Independent Metropolis-Hastings with the generator as proposal (MH-GAN, Turner et al. 2019).
+
+    n chains of ``steps`` proposals x' ~ p_g; accept with min(1, exp(d(x') - d(x))), the ratio
+    p_data/p_g at x' over that at x. Chains start at generator samples.
+    ``info``: ``accept_rate`` (mean over chains and steps).
+    """
+    positive_int(steps, "steps")
+    z = _prior(n, G, generator)
+    x = _generate(G, z, batch_size)
+    logit = _logits(d, x, batch_size)
+    accepted = 0.0
+    for _ in range(steps):
+        z_new = _prior(n, G, generator)
+        x_new = _generate(G, z_new, batch_size)
+        logit_new = _logits(d, x_new, batch_size)
+        accept = torch.rand(n, generator=generator).log() < logit_new - logit
+        z = torch.where(accept[:, None], z_new, z)
+        x = torch.where(accept[:, None], x_new, x)
+        logit = torch.where(accept, logit_new, logit)
+        accepted += accept.float().mean().item()
+    return Samples(x, z, 0.0, {"accept_rate": accepted / steps})
+
+
+def sample_ddls(G, d, n, *, generator=None, steps=200, step_size=0.01, noise_scale=1.0, mala=False, decay=1.0,
+                decay_every=None, snapshot_every=None, batch_size=10_000, z0=None):
+    """Discriminator Driven Latent Sampling: Langevin chains on E(z) = -log p0(z) - d(G(z)).
+
+    Chains start at z0 (default z ~ p0) and run ``steps`` steps of size ``step_size`` (ε in the
+    paper's update); see :func:`langevin` for the other arguments. Returns x = G(z_final).
+    ``info``: ``accept_rate`` (MALA), ``snapshots`` (list of (step, z)), ``energy_trace``.
+    """
+    z = _prior(n, G, generator) if z0 is None else last_dim(z0, G.latent_dim, "z0")
+    zs, snaps, traces, rates = [], [], [], []
+    for chunk in z.split(batch_size):
+        res = langevin(lambda v: latent_energy(v, G, d), chunk, steps=steps, step_size=step_size,
+                       noise_scale=noise_scale, mala=mala, decay=decay, decay_every=decay_every,
+                       snapshot_every=snapshot_every, generator=generator)
+        zs.append(res.z), snaps.append(res.snapshots), traces.append(res.energy_trace), rates.append(res.accept_rate)
+    z = torch.cat(zs)
+    info = {"energy_trace": traces[0]}
+    if snapshot_every:
+        info["snapshots"] = [(s[0][0], torch.cat([c[i][1] for c in snaps])) for i, s in enumerate(zip(*snaps))]
+    if mala:
+        info["accept_rate"] = sum(rates) / len(rates)
+    return Samples(_generate(G, z, batch_size), z, 0.0, info)
+
+
+SAMPLERS = {"generator": sample_generator, "drs": sample_drs, "mh": sample_mh, "ddls": sample_ddls}
+
+
+def sample(method, G, d, n, *, seed=0, **options):
+    """Draw n samples with ``method`` in {'generator', 'drs', 'mh', 'ddls'}; returns :class:`Samples`.
+
+    G: latent (N, k) -> x (N, dim); d: x (N, dim) -> logits (N,). Same seed, same samples (CPU).
+    ``options`` go to the method's function (``sample_ddls``'s steps, step_size, mala, ...).
+    """
+    positive_int(n, "n (the number of samples)")
+    if method not in SAMPLERS:
+        raise ValueError(f"unknown sampler {method!r}; choose one of {sorted(SAMPLERS)}")
+    was_training = [(m, m.training) for m in (G, d)]
+    G.eval(), d.eval()
+    generator = torch.Generator().manual_seed(seed)
+    start = time.perf_counter()
+    try:
+        out = SAMPLERS[method](G, d, n, generator=generator, **options)
+    finally:
+        for m, mode in was_training:
+            m.train(mode)
+    out.seconds = time.perf_counter() - start
+    return out

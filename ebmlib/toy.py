@@ -1,0 +1,109 @@
+"""The 2-D (and 1-D) toy world: data sets with known structure and the mode statistics of Table 1."""
+import math
+
+import torch
+
+GRID_STD = 0.05  # std of each of the 25 Gaussians, as in the DDLS paper
+
+
+def grid_centers(spacing=1.0):
+    """The 25 means of the grid, {-2,-1,0,1,2}^2 * spacing, shape (25, 2)."""
+    axis = torch.arange(-2, 3, dtype=torch.float32) * spacing
+    gx, gy = torch.meshgrid(axis, axis, indexing="ij")
+    return torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)
+
+
+def ring_centers(modes=8, radius=2.0):
+    """``modes`` points evenly spaced on a circle, shape (modes, 2)."""
+    angle = torch.arange(modes, dtype=torch.float32) * (2 * math.pi / modes)
+    return radius * torch.stack([angle.cos(), angle.sin()], dim=1)
+
+
+def _mixture(centers, n, std, generator):
+    idx = torch.randint(len(centers), (n,), generator=generator)
+    return centers[idx] + std * torch.randn(n, centers.shape[1], generator=generator)
+
+
+def sample_grid25(n, generator=None, std=GRID_STD):
+    """n points from the 25-Gaussian grid (equal weights, isotropic std), shape (n, 2)."""
+    return _mixture(grid_centers(), n, std, generator)
+
+
+def sample_ring(n, generator=None, modes=8, radius=2.0, std=0.02):
+    """n points from a ring of ``modes`` Gaussians, shape (n, 2)."""
+    return _mixture(ring_centers(modes, radius), n, std, generator)
+
+
+def sample_swiss_roll(n, generator=None, noise=0.05):
+    """n points on a 2-D swiss roll scaled to about [-2, 2]^2, shape (n, 2)."""
+    t = 1.5 * math.pi * (1 + 2 * torch.rand(n, generator=generator))
+    x = torch.stack([t * t.cos(), t * t.sin()], dim=1) / 7.5
+    return x + noise * torch.randn(n, 2, generator=generator)
+
+
+DATASETS = {"grid25": sample_grid25, "ring": sample_ring, "swiss_roll": sample_swiss_roll}
+
+
+def dataset(name):
+    """The sampler ``f(n, generator) -> (n, 2)`` of a named toy data set."""
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise ValueError(f"unknown toy data set {name!r}; choose one of {sorted(DATASETS)}") from None
+
+
+def mode_stats(x, centers=None, std=GRID_STD, min_count=20):
+    """Table 1's columns for samples ``x`` (N, 2) of a mixture with ``centers`` (K, 2).
+
+    A sample is *high quality* when it lies within 4 std of its nearest centre. A mode is
+    *recovered* when at least ``min_count`` high-quality samples fall on it.
+
+    Returns a dict: ``modes`` (recovered modes, int), ``hq_fraction`` (in [0, 1]),
+    ``hq_std`` (std of the high-quality samples around their centres, per coordinate, averaged;
+    nan when there are none), ``counts`` (high-quality samples per mode, list of K ints).
+    """
+    centers = grid_centers() if centers is None else centers
+    x = x.detach().float().cpu()
+    if x.dim() != 2 or x.shape[1] != centers.shape[1] or len(x) == 0:
+        raise ValueError(f"samples must have shape (N>0, {centers.shape[1]}), got {tuple(x.shape)}")
+    dist = torch.cdist(x, centers)
+    nearest_dist, nearest = dist.min(dim=1)
+    hq = nearest_dist < 4 * std
+    counts = torch.bincount(nearest[hq], minlength=len(centers))
+    offsets = x[hq] - centers[nearest[hq]]
+    hq_std = offsets.std(dim=0).mean().item() if hq.sum() > 1 else float("nan")
+    return {
+        "modes": int((counts >= min_count).sum()),
+        "hq_fraction": hq.float().mean().item(),
+        "hq_std": hq_std,
+        "counts": counts.tolist(),
+    }
+
+
+class Mixture1D:
+    """A 1-D Gaussian mixture with exact ``log_prob`` and ``sample``: the known densities of chapters 02-04.
+
+    ``means``, ``stds``, ``weights``: sequences of equal length (weights are normalised).
+    """
+
+    def __init__(self, means, stds, weights=None):
+        self.means = torch.as_tensor(means, dtype=torch.float32)
+        self.stds = torch.as_tensor(stds, dtype=torch.float32)
+        w = torch.ones_like(self.means) if weights is None else torch.as_tensor(weights, dtype=torch.float32)
+        if not (self.means.shape == self.stds.shape == w.shape) or (self.stds <= 0).any() or (w < 0).any():
+            raise ValueError("means, stds and weights need equal lengths, stds > 0 and weights >= 0")
+        self.weights = w / w.sum()
+
+    def log_prob(self, x):
+        """log density at x, any shape (a trailing size-1 dim is squeezed); same shape as x."""
+        x = torch.as_tensor(x, dtype=torch.float32)
+        if x.dim() > 0 and x.shape[-1] == 1:
+            x = x.squeeze(-1)
+        comp = (-0.5 * ((x[..., None] - self.means) / self.stds) ** 2
+                - self.stds.log() - 0.5 * math.log(2 * math.pi) + self.weights.log())
+        return torch.logsumexp(comp, dim=-1)
+
+    def sample(self, n, generator=None):
+        """n samples, shape (n, 1)."""
+        idx = torch.multinomial(self.weights, n, replacement=True, generator=generator)
+        return (self.means[idx] + self.stds[idx] * torch.randn(n, generator=generator)).unsqueeze(1)
