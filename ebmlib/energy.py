@@ -26,7 +26,15 @@ def latent_energy(z, G, d):
     Gradients flow through both the prior term and d(G(z)) (nothing here is detached).
     """
     last_dim(z, G.latent_dim, "latent z")
-    return 0.5 * (z ** 2).sum(dim=1) - d(G(z))
+    return 0.5 * (z ** 2).sum(dim=1) - check_logits(d(G(z)), len(z))
+
+
+def check_logits(logits, n):
+    """Return ``logits`` if it has shape (n,); otherwise a ValueError that says how to fix d."""
+    if logits.shape != (n,):
+        raise ValueError(f"the discriminator must return one logit per sample, shape ({n},), but returned "
+                         f"{tuple(logits.shape)}; if it returns (N, 1), squeeze the last dimension")
+    return logits
 
 
 class CalibratedLogit(nn.Module):
@@ -54,30 +62,35 @@ class CalibratedLogit(nn.Module):
         return self.scale * self.d(x) + self.bias
 
 
-def calibrate(d, G, sample_real, *, method="head", steps=500, batch_size=512, lr=None, seed=0, progress=None):
+def calibrate(d, G, sample_real, *, method="head", steps=500, batch_size=512, lr=None, lr_decay=True, seed=0,
+              progress=None):
     """Calibrate a discriminator's logit against a frozen generator G, so that d(x) ≈ log p_data/p_g.
 
     ``method="head"`` fits a logistic head a*d(x)+b on the frozen d (cheap, keeps d's shape);
     ``method="finetune"`` trains a copy of d with the logistic loss against samples of G, moving it
     towards the optimal discriminator for this G (the DDLS theorem's assumption). The original d is
     never modified. ``sample_real(n, generator) -> (n, dim)`` draws real data; fakes are G(z),
-    z ~ N(0, I). ``lr`` defaults to 1e-2 for the head and 1e-4 for fine-tuning.
+    z ~ N(0, I). ``lr`` defaults to 1e-2 for the head and 1e-4 for fine-tuning; with ``lr_decay`` it
+    falls linearly to 0 over the steps.
     Returns a module x (N, dim) -> calibrated logits (N,), in eval mode.
     """
     if method not in ("head", "finetune"):
         raise ValueError(f"calibration method must be 'head' or 'finetune', got {method!r}")
     G.eval(), d.eval()
     if method == "head":
-        model, lr = CalibratedLogit(d), 1e-2 if lr is None else lr
+        model, lr = CalibratedLogit(copy.deepcopy(d)), 1e-2 if lr is None else lr
     else:
         model, lr = copy.deepcopy(d), 1e-4 if lr is None else lr
         for p in model.parameters():
             p.requires_grad_(True)
 
+    param = next(G.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+
     def sample_fake(n, gen):
         with torch.no_grad():
-            return G(torch.randn(n, G.latent_dim, generator=gen))
+            return G(torch.randn(n, G.latent_dim, generator=gen).to(device))
 
     train_discriminator(model, sample_real, sample_fake, steps=steps, batch_size=batch_size, lr=lr,
-                        seed=seed, progress=progress)
+                        lr_decay=lr_decay, seed=seed, progress=progress)
     return model.eval()

@@ -26,13 +26,23 @@ class MLPGenerator(nn.Module):
         return self.net(last_dim(z, self.latent_dim, "latent z"))
 
 
-class MLPDiscriminator(nn.Module):
-    """d: (N, in_dim) -> (N,) logits (D(x) = sigmoid(d(x))), LeakyReLU hidden layers."""
+ACTIVATIONS = {"leaky_relu": lambda: nn.LeakyReLU(0.2), "relu": nn.ReLU, "silu": nn.SiLU, "elu": nn.ELU}
 
-    def __init__(self, in_dim=2, hidden=128, depth=3):
+
+class MLPDiscriminator(nn.Module):
+    """d: (N, in_dim) -> (N,) logits (D(x) = sigmoid(d(x))).
+
+    ``activation`` names the hidden nonlinearity ('leaky_relu', 'relu', 'silu', 'elu'). A smooth one
+    (SiLU) lets d bend into the quadratic bowls that a log density ratio of Gaussians has; a
+    piecewise-linear d can only approximate them with facets.
+    """
+
+    def __init__(self, in_dim=2, hidden=128, depth=3, activation="leaky_relu"):
         super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
         self.in_dim = in_dim
-        self.net = _mlp(in_dim, 1, hidden, depth, lambda: nn.LeakyReLU(0.2))
+        self.net = _mlp(in_dim, 1, hidden, depth, ACTIVATIONS[activation])
 
     def forward(self, x):
         return self.net(last_dim(x, self.in_dim, "discriminator input x")).squeeze(-1)

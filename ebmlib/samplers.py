@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ._checks import last_dim, positive_float, positive_int
-from .energy import latent_energy
+from .energy import check_logits, latent_energy
 
 
 class LangevinDivergence(FloatingPointError, ValueError):
@@ -46,9 +46,12 @@ class LangevinResult:
 
 
 def _energy_and_grad(energy, z):
-    """E(z) of shape (N,) and dE/dz, without touching any parameter's .grad."""
-    with torch.enable_grad():
-        z = z.detach().requires_grad_(True)
+    """E(z) of shape (N,) and dE/dz, without touching any parameter's .grad.
+
+    Works under ``torch.no_grad()`` and ``torch.inference_mode()`` too: the gradient is local.
+    """
+    with torch.inference_mode(False), torch.enable_grad():
+        z = z.detach().clone().requires_grad_(True)
         e = energy(z)
         (grad,) = torch.autograd.grad(e.sum(), z)
     return e.detach(), grad.detach()
@@ -74,6 +77,11 @@ def langevin(energy, z0, *, steps, step_size, noise_scale=1.0, mala=False, decay
         raise ValueError(f"decay must be in (0, 1], got {decay!r}")
     if decay_every is not None:
         positive_int(decay_every, "decay_every")
+    elif decay != 1.0:
+        raise ValueError(f"decay={decay} needs decay_every (how many steps between decays); pass both or neither")
+    if mala and noise_scale != 1.0:
+        raise ValueError(f"MALA corrects towards exp(-E) only with the matching noise, noise_scale=1; got "
+                         f"{noise_scale}. Use mala=False for a colder (biased) sampler")
     if not isinstance(z0, torch.Tensor) or z0.dim() != 2:
         raise ValueError(f"z0 must be a tensor of shape (N, k), got {getattr(z0, 'shape', type(z0))}")
 
@@ -127,8 +135,15 @@ class Samples:
     info: dict = field(default_factory=dict)
 
 
+def _device(G):
+    # a generator may be a fixed function with no parameters: then it lives on the CPU
+    param = next(G.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
 def _prior(n, G, generator):
-    return torch.randn(n, G.latent_dim, generator=generator)
+    # drawn on the CPU so that one seed gives the same latents on any device
+    return torch.randn(n, G.latent_dim, generator=generator).to(_device(G))
 
 
 @torch.no_grad()
@@ -138,7 +153,7 @@ def _generate(G, z, batch_size):
 
 @torch.no_grad()
 def _logits(d, x, batch_size):
-    return torch.cat([d(chunk) for chunk in x.split(batch_size)])
+    return torch.cat([check_logits(d(chunk), len(chunk)) for chunk in x.split(batch_size)])
 
 
 def sample_generator(G, d, n, *, generator=None, batch_size=10_000):
@@ -147,30 +162,40 @@ def sample_generator(G, d, n, *, generator=None, batch_size=10_000):
     return Samples(_generate(G, z, batch_size), z, 0.0)
 
 
-def sample_drs(G, d, n, *, generator=None, batch_size=10_000, log_m=None, burn_in=10_000, max_rounds=1000):
+def sample_drs(G, d, n, *, generator=None, batch_size=10_000, log_m=None, m_quantile=1.0, burn_in=10_000,
+               max_rounds=1000):
     """Discriminator rejection sampling (the rejection-sampling lemma).
 
-    Proposes z ~ p0 and accepts it with probability exp(d(G(z)) - log M), so accepted latents follow
-    p_t(z) ∝ p0(z) exp(d(G(z))) wherever d <= log M. ``log_m`` defaults to the largest logit seen
-    on ``burn_in`` proposals and grows if a larger one appears later (as in Azadi et al.'s DRS).
+    Proposes z ~ p0 and accepts it with probability min(1, exp(d(G(z)) - log M)), so accepted latents
+    follow p_t(z) ∝ p0(z) exp(d(G(z))) wherever d <= log M. Without ``log_m``, log M is the
+    ``m_quantile`` quantile of the logits of ``burn_in`` proposals. With the default 1.0 (the
+    maximum, grown whenever a larger logit appears later) the sampler is exact; a lower quantile
+    (as practical DRS does, Azadi et al. 2019) keeps the acceptance rate up when a few logits are
+    outliers, at the price of accepting every proposal above log M.
     ``info``: ``accept_rate`` (accepted / proposed), ``log_m``.
     """
+    if not 0 < m_quantile <= 1:
+        raise ValueError(f"m_quantile must be in (0, 1], got {m_quantile!r}")
+    exact = log_m is None and m_quantile == 1.0
     if log_m is None:
-        log_m = _logits(d, _generate(G, _prior(burn_in, G, generator), batch_size), batch_size).max().item()
+        burn = _logits(d, _generate(G, _prior(burn_in, G, generator), batch_size), batch_size)
+        log_m = torch.quantile(burn, m_quantile).item()
     xs, zs, proposed, kept = [], [], 0, 0
     for _ in range(max_rounds):
         z = _prior(batch_size, G, generator)
         x = _generate(G, z, batch_size)
         logit = _logits(d, x, batch_size)
-        log_m = max(log_m, logit.max().item())
-        accept = torch.rand(len(z), generator=generator).log() < logit - log_m
+        if exact:
+            log_m = max(log_m, logit.max().item())
+        accept = torch.rand(len(z), generator=generator).to(logit.device).log() < logit - log_m
         xs.append(x[accept]), zs.append(z[accept])
         proposed, kept = proposed + len(z), kept + int(accept.sum())
         if kept >= n:
             break
     else:
-        raise RuntimeError(f"DRS accepted only {kept} of {proposed} proposals; the logit range is too wide "
-                           f"(log M = {log_m:.1f}); raise max_rounds or calibrate d")
+        raise RuntimeError(f"DRS accepted only {kept} of {proposed} proposals (log M = {log_m:.1f}): a few "
+                           f"logits far above the rest make M large; calibrate d, raise max_rounds, or pass "
+                           f"m_quantile < 1 (for example 0.99)")
     return Samples(torch.cat(xs)[:n], torch.cat(zs)[:n], 0.0, {"accept_rate": kept / proposed, "log_m": log_m})
 
 
@@ -190,7 +215,7 @@ def sample_mh(G, d, n, *, generator=None, steps=100, batch_size=10_000):
         z_new = _prior(n, G, generator)
         x_new = _generate(G, z_new, batch_size)
         logit_new = _logits(d, x_new, batch_size)
-        accept = torch.rand(n, generator=generator).log() < logit_new - logit
+        accept = torch.rand(n, generator=generator).to(logit.device).log() < logit_new - logit
         z = torch.where(accept[:, None], z_new, z)
         x = torch.where(accept[:, None], x_new, x)
         logit = torch.where(accept, logit_new, logit)
@@ -206,7 +231,12 @@ def sample_ddls(G, d, n, *, generator=None, steps=200, step_size=0.01, noise_sca
     paper's update); see :func:`langevin` for the other arguments. Returns x = G(z_final).
     ``info``: ``accept_rate`` (MALA), ``snapshots`` (list of (step, z)), ``energy_trace``.
     """
-    z = _prior(n, G, generator) if z0 is None else last_dim(z0, G.latent_dim, "z0")
+    if z0 is None:
+        z = _prior(n, G, generator)
+    else:
+        z = last_dim(z0, G.latent_dim, "z0").to(_device(G))
+        if len(z) != n:
+            raise ValueError(f"z0 holds {len(z)} starting points but n={n} samples were asked for; pass n=len(z0)")
     zs, snaps, traces, rates = [], [], [], []
     for chunk in z.split(batch_size):
         res = langevin(lambda v: latent_energy(v, G, d), chunk, steps=steps, step_size=step_size,
@@ -214,11 +244,13 @@ def sample_ddls(G, d, n, *, generator=None, steps=200, step_size=0.01, noise_sca
                        snapshot_every=snapshot_every, generator=generator)
         zs.append(res.z), snaps.append(res.snapshots), traces.append(res.energy_trace), rates.append(res.accept_rate)
     z = torch.cat(zs)
-    info = {"energy_trace": traces[0]}
+    # mean energy over all chains, whatever the chunking
+    sizes = [len(c) for c in z.split(batch_size)]
+    info = {"energy_trace": [sum(t[i] * m for t, m in zip(traces, sizes)) / len(z) for i in range(len(traces[0]))]}
     if snapshot_every:
         info["snapshots"] = [(s[0][0], torch.cat([c[i][1] for c in snaps])) for i, s in enumerate(zip(*snaps))]
     if mala:
-        info["accept_rate"] = sum(rates) / len(rates)
+        info["accept_rate"] = sum(r * m for r, m in zip(rates, sizes)) / len(z)
     return Samples(_generate(G, z, batch_size), z, 0.0, info)
 
 

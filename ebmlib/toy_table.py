@@ -17,7 +17,7 @@ CALIBRATION = dict(method="finetune", steps=2000, lr=1e-3, batch_size=1024)
 NETS = dict(latent_dim=2, hidden=128, depth=3)
 SAMPLER_OPTIONS = {
     "generator": {},
-    "drs": {},
+    "drs": {"m_quantile": 0.99},
     "mh": {"steps": 100},
     "ddls": {"steps": 300, "step_size": 1e-3},
 }

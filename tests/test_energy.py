@@ -1,0 +1,178 @@
+"""The latent energy E(z) = ||z||^2/2 - d(G(z)) and the calibration of a discriminator's logit."""
+
+import pytest
+import torch
+from helpers import AffineLogit, Identity, Linear, QuadLogit, gaussian
+
+import ebmlib
+from ebmlib.energy import CalibratedLogit, log_standard_normal
+from ebmlib.losses import NonSaturating
+from ebmlib.nets import MLPDiscriminator, MLPGenerator
+
+
+def test_latent_energy_value_and_gradient_on_known_g_and_d():
+    # G(z) = W z + b (2 -> 3), d(x) = a.x - c|x|^2/2: grad_z d(G(z)) = W^T (a - c G(z))
+    W = torch.tensor([[1.0, -2.0], [0.5, 0.3], [0.0, 1.5]])
+    b = torch.tensor([0.1, -0.2, 0.3])
+    a, c = torch.tensor([0.7, -1.1, 0.4]), 0.6
+    G, d = Linear(W, b), QuadLogit(a, c)
+    z = torch.randn(7, 2, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    e = ebmlib.latent_energy(z, G, d)
+    x = z.detach() @ W.T + b
+    expected = 0.5 * (z.detach() ** 2).sum(1) - (x @ a - 0.5 * c * (x ** 2).sum(1))
+    assert e.shape == (7,)
+    assert torch.allclose(e, expected, atol=1e-5)
+    (grad,) = torch.autograd.grad(e.sum(), z)
+    expected_grad = z.detach() - (a - c * x) @ W
+    assert torch.allclose(grad, expected_grad, atol=1e-5)
+
+
+def test_latent_energy_with_mlps_is_prior_minus_logit_and_gradient_is_z_minus_grad_d():
+    torch.manual_seed(0)
+    G, D = MLPGenerator(hidden=16, depth=2), MLPDiscriminator(hidden=16, depth=2)
+    z = torch.randn(9, 2, requires_grad=True)
+    e = ebmlib.latent_energy(z, G, D)
+    assert torch.allclose(e, 0.5 * (z ** 2).sum(1) - D(G(z)), atol=1e-6)
+    (grad,) = torch.autograd.grad(e.sum(), z)
+    (grad_d,) = torch.autograd.grad(D(G(z)).sum(), z)
+    assert torch.allclose(grad, z.detach() - grad_d, atol=1e-6)
+    assert grad_d.abs().max() > 0  # d's term really contributes
+    # exp(-E) is p0(z) e^{d(G(z))} up to a constant: differences of E match differences of the log-target
+    log_target = log_standard_normal(z) + D(G(z))
+    assert torch.allclose(e - e[0], -(log_target - log_target[0]), atol=1e-5)
+
+
+def test_log_standard_normal_matches_torch_distributions():
+    z = torch.randn(5, 3, generator=torch.Generator().manual_seed(1))
+    expected = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(1)
+    assert torch.allclose(log_standard_normal(z), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("z", [torch.zeros(4, 3), torch.zeros(4), torch.zeros(1, 4, 2)])
+def test_latent_energy_wrong_shape_names_expected_and_given(z):
+    G = MLPGenerator(latent_dim=2, hidden=8, depth=1)
+    with pytest.raises(ValueError) as info:
+        ebmlib.latent_energy(z, G, MLPDiscriminator(hidden=8, depth=1))
+    assert "(N, 2)" in str(info.value) and str(tuple(z.shape)) in str(info.value)
+
+
+# ---- calibration ----------------------------------------------------------------------------------
+# 1-D world: p_g = N(0, 1) (G = identity), p_data = N(1, 1): the optimal logit is x - 1/2.
+
+REAL = gaussian(1.0, 1.0)
+
+
+def logistic_loss(model, n=20_000, seed=999):
+    """The logistic loss of real vs G samples on fresh draws (standard error about 0.005)."""
+    gen = torch.Generator().manual_seed(seed)
+    real, fake = REAL(n, gen), torch.randn(n, 1, generator=gen)
+    with torch.no_grad():
+        return NonSaturating().discriminator(model(real), model(fake)).item()
+
+
+def snapshot(module):
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}, \
+        {k: p.requires_grad for k, p in module.named_parameters()}
+
+
+def test_calibrate_head_fixes_an_overconfident_logit():
+    d = AffineLogit(3.0, 1.0)  # three times too steep, wrong offset
+    before_state, _ = snapshot(d)
+    before = logistic_loss(d)
+    cal = ebmlib.calibrate(d, Identity(1), REAL, method="head", steps=400, batch_size=512, seed=0)
+    after = logistic_loss(cal)
+    optimal = logistic_loss(AffineLogit(1.0, -0.5))
+    assert isinstance(cal, CalibratedLogit) and not cal.training
+    assert after <= before - 0.5  # before: about 2.19; the optimum (d = x - 1/2): about 1.17
+    assert after == pytest.approx(optimal, abs=0.02)
+    # the head recovers a = 1/3, b = -0.5 - 1/3
+    assert cal.scale.item() == pytest.approx(1 / 3, abs=0.05)
+    assert cal.bias.item() == pytest.approx(-0.5 - 1 / 3, abs=0.1)
+    for k, v in before_state.items():
+        assert torch.equal(v, d.state_dict()[k]), f"calibrate changed d's {k}"
+
+
+def test_calibrate_head_leaves_the_original_d_trainable():
+    # "The original d is never modified": its parameters must keep requires_grad, or a later
+    # train_gan(G, D, ...) silently stops updating D.
+    torch.manual_seed(0)
+    D = MLPDiscriminator(in_dim=1, hidden=8, depth=1)
+    ebmlib.calibrate(D, Identity(1), REAL, method="head", steps=5, batch_size=64)
+    frozen = [k for k, p in D.named_parameters() if not p.requires_grad]
+    assert not frozen, f"calibrate(method='head') turned off requires_grad on the original d: {frozen}"
+
+
+def test_calibrate_finetune_lowers_the_loss_and_copies_d():
+    torch.manual_seed(0)
+    D = MLPDiscriminator(in_dim=1, hidden=32, depth=2)
+    state, flags = snapshot(D)
+    before = logistic_loss(D)
+    cal = ebmlib.calibrate(D, Identity(1), REAL, method="finetune", steps=300, batch_size=256, lr=3e-3, seed=0)
+    after = logistic_loss(cal)
+    assert cal is not D and not cal.training
+    assert after <= before - 0.02, (before, after)
+    assert after < logistic_loss(AffineLogit(1.0, -0.5)) + 0.02  # near the optimum
+    new_state, new_flags = snapshot(D)
+    assert new_flags == flags
+    for k, v in state.items():
+        assert torch.equal(v, new_state[k]), f"calibrate changed d's {k}"
+    # the copy really changed
+    assert any(not torch.equal(v, cal.state_dict()[k]) for k, v in state.items())
+
+
+def test_calibrate_rejects_unknown_method():
+    with pytest.raises(ValueError, match="head"):
+        ebmlib.calibrate(AffineLogit(1.0, 0.0), Identity(1), REAL, method="platt")
+
+
+def test_calibrated_logit_gradient_flows_to_the_input_for_ddls():
+    cal = CalibratedLogit(AffineLogit(2.0, 0.0))
+    with torch.no_grad():
+        cal.scale.fill_(0.5)
+    x = torch.ones(3, 1, requires_grad=True)
+    (g,) = torch.autograd.grad(cal(x).sum(), x)
+    assert torch.allclose(g, torch.full((3, 1), 1.0))
+    cal.train()
+    assert cal.training and not cal.d.training
+
+
+# ---- the discriminator alone: density-ratio estimation ----------------------------------------------
+
+def test_train_discriminator_approaches_the_exact_log_ratio():
+    # real N(1, 1) vs fake N(-1, 1): log p_real / p_fake = 2x exactly.
+    torch.manual_seed(0)
+    D = MLPDiscriminator(in_dim=1, hidden=32, depth=2)
+    hist = ebmlib.train.train_discriminator(D, gaussian(1.0, 1.0), gaussian(-1.0, 1.0), steps=400,
+                                            batch_size=256, lr=3e-3, lr_decay=True, seed=0)
+    assert set(hist) >= {"step", "loss", "seconds"} and hist["step"][-1] == 400
+    assert not D.training
+    x = torch.linspace(-2, 2, 41)[:, None]
+    with torch.no_grad():
+        err = (D(x) - 2 * x[:, 0]).abs()
+    # where both densities have mass the estimate is close; a loose bar for a small budget
+    assert err.mean() < 0.25, err
+    assert err.max() < 0.6, err
+    # on fresh samples (standard error about 0.005) the logistic loss is near its minimum,
+    # 2 E[softplus(-2x)] for x ~ N(1, 1) = 0.711
+    gen = torch.Generator().manual_seed(99)
+    real, fake = 1 + torch.randn(20_000, 1, generator=gen), -1 + torch.randn(20_000, 1, generator=gen)
+    with torch.no_grad():
+        loss = NonSaturating().discriminator(D(real), D(fake)).item()
+    assert loss == pytest.approx(0.711, abs=0.03)
+
+
+def test_latent_energy_rejects_or_squeezes_logits_of_shape_n_by_1():
+    # 0.5 |z|^2 of shape (N,) minus logits of shape (N, 1) broadcasts to (N, N), silently.
+    class KeepDim(QuadLogit):
+        def forward(self, x):
+            return super().forward(x)[:, None]
+
+    z = torch.randn(6, 2, generator=torch.Generator().manual_seed(2))
+    expected = ebmlib.latent_energy(z, Identity(2), QuadLogit([1.0, -0.5]))
+    try:
+        e = ebmlib.latent_energy(z, Identity(2), KeepDim([1.0, -0.5]))
+    except ValueError as err:
+        assert "(N,)" in str(err) or "shape" in str(err), str(err)
+    else:
+        assert e.shape == (6,), f"latent_energy returned shape {tuple(e.shape)} for 6 latents"
+        assert torch.allclose(e, expected)
