@@ -63,6 +63,7 @@ def test_toy_table_command_writes_json(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(toy_table.CALIBRATION, "steps", 10)
     monkeypatch.setitem(toy_table.CALIBRATION, "batch_size", 64)
     monkeypatch.setitem(toy_table.NETS, "hidden", 16)
+    monkeypatch.setitem(toy_table.NETS, "d_hidden", 16)
     monkeypatch.setitem(toy_table.SAMPLER_OPTIONS, "mh", {"steps": 5})
     monkeypatch.setitem(toy_table.SAMPLER_OPTIONS, "ddls", {"steps": 5, "step_size": 1e-3})
     out = tmp_path / "table.json"
