@@ -7,7 +7,7 @@ BIN     = $(VENV)/bin
 TORCH  ?= torch==2.13.0
 CHAPTERS = $(sort $(wildcard chapters/*.ipynb))
 
-.PHONY: setup test test-lib test-chapters lab chapters sync bench toy-table clean
+.PHONY: setup test test-lib test-chapters lab chapters sync bench bench-gpu toy-table train-cifar10 ddls-cifar10 clean
 
 setup:
 	$(PYTHON) -m venv $(VENV)
@@ -41,7 +41,32 @@ sync:
 toy-table:
 	$(BIN)/python -m ebmlib toy-table --seeds 5 --json benchmarks/results/toy_table_cpu.json
 
-bench: toy-table
+# The GPU benchmark: SN-GAN training and DDLS throughput, eager fp32 against the optimized path.
+# DEVICE names the result file, for example: make bench-gpu DEVICE=h100
+DEVICE ?= gpu
+bench-gpu:
+	$(BIN)/python -m ebmlib bench --json benchmarks/results/gpu_$(DEVICE).json
+
+bench: toy-table bench-gpu
+
+# The DDLS paper's CIFAR-10 pipeline (a GPU and the real CIFAR-10 in ./data or $$EBMLIB_DATA).
+# train-cifar10: SN-GAN standard CNN, 100k generator steps, n_dis 5, batch 64, Adam 2e-4 (0, 0.9),
+# linear decay, EMA; resumes from runs/sngan/checkpoint.pt when interrupted.
+RUN ?= runs/sngan
+train-cifar10:
+	$(BIN)/python -m ebmlib train --run $(RUN) --arch cnn
+
+# ddls-cifar10: calibrate D against the frozen G, draw 50k samples with the generator, DRS and DDLS
+# (1000 steps, step size 0.01, bf16), and score them (classifier features; add FEATURES=inception with
+# the FID Inception weights in $$EBMLIB_INCEPTION_WEIGHTS for FID and IS).
+FEATURES ?= classifier
+ddls-cifar10:
+	$(BIN)/python -m ebmlib calibrate --run $(RUN)
+	$(BIN)/python -m ebmlib sample --run $(RUN) --sampler generator --n 50000
+	$(BIN)/python -m ebmlib sample --run $(RUN) --sampler drs --n 50000
+	$(BIN)/python -m ebmlib sample --run $(RUN) --sampler ddls --n 50000
+	$(BIN)/python -m ebmlib evaluate $(RUN)/samples_generator.pt $(RUN)/samples_drs.pt $(RUN)/samples_ddls.pt \
+	  --features $(FEATURES) --json $(RUN)/scores_$(FEATURES).json
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

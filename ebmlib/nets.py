@@ -60,3 +60,187 @@ def frozen(module: nn.Module) -> nn.Module:
     for p in module.parameters():
         p.requires_grad_(False)
     return module
+
+
+# --- SN-GAN networks for 32x32 RGB images (Miyato et al. 2018) ---------------------------------------
+#
+# Two pairs: the "standard CNN" (their Table 3) and the ResNet (their Table 4, CIFAR-10). Generators map
+# z (N, latent_dim) to images (N, 3, 32, 32) in [-1, 1]; discriminators map images to logits (N,).
+# Every weight layer of a discriminator carries spectral normalisation (one power iteration a forward
+# pass in training mode; the stored estimate in eval mode), which keeps d roughly 1-Lipschitz.
+
+IMAGE_SHAPE = (3, 32, 32)
+
+
+def image_batch(x, shape=IMAGE_SHAPE, name="images x"):
+    """Check that ``x`` is a tensor of shape (N, *shape); the ValueError names both shapes."""
+    want = "(N, " + ", ".join(str(s) for s in shape) + ")"
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor of shape {want}, got {type(x).__name__}")
+    if x.dim() != len(shape) + 1 or tuple(x.shape[1:]) != tuple(shape):
+        raise ValueError(f"{name} must have shape {want}, got {tuple(x.shape)}")
+    return x
+
+
+def _sn(layer):
+    """Spectral normalisation on ``layer.weight`` (the weight reshaped to (out, -1) has sigma_max = 1)."""
+    return nn.utils.parametrizations.spectral_norm(layer)
+
+
+def _init(layer, gain=1.0, std=None):
+    """Xavier-uniform weights with ``gain`` (or N(0, std^2) when ``std`` is given), zero bias."""
+    if std is None:
+        nn.init.xavier_uniform_(layer.weight, gain)
+    else:
+        nn.init.normal_(layer.weight, std=std)
+    if layer.bias is not None:
+        nn.init.zeros_(layer.bias)
+    return layer
+
+
+class SNGANGenerator(nn.Module):
+    """SN-GAN standard CNN generator, 32x32: (N, latent_dim) -> (N, 3, 32, 32) in [-1, 1].
+
+    z -> linear to 4x4x(8 ch) -> BN, ReLU -> three 4x4 stride-2 transposed convs halving the channels
+    (8ch -> 4ch -> 2ch -> ch), each followed by BN and ReLU -> 3x3 conv to 3 channels -> tanh.
+    The paper's net is ``ch=64`` (512 channels at 4x4), 3.8M parameters. Weights start N(0, 0.02^2).
+    """
+
+    def __init__(self, latent_dim=128, ch=64):
+        super().__init__()
+        self.latent_dim, self.ch = latent_dim, ch
+        top = 8 * ch
+        self.linear = nn.Linear(latent_dim, 4 * 4 * top)
+        layers = [nn.BatchNorm2d(top), nn.ReLU()]
+        for c_in, c_out in ((top, 4 * ch), (4 * ch, 2 * ch), (2 * ch, ch)):
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1), nn.BatchNorm2d(c_out), nn.ReLU()]
+        layers += [nn.Conv2d(ch, 3, 3, padding=1), nn.Tanh()]
+        self.main = nn.Sequential(*layers)
+        for m in self.modules():
+            if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+                _init(m, std=0.02)
+
+    def forward(self, z):
+        h = self.linear(last_dim(z, self.latent_dim, "latent z"))
+        return self.main(h.view(z.shape[0], 8 * self.ch, 4, 4))
+
+
+class SNGANDiscriminator(nn.Module):
+    """SN-GAN standard CNN discriminator, 32x32: (N, 3, 32, 32) -> logits (N,).
+
+    Convs 3x3 ch, 4x4/2 ch, 3x3 2ch, 4x4/2 2ch, 3x3 4ch, 4x4/2 4ch, 3x3 8ch (LeakyReLU 0.1 after each),
+    then a linear layer on the flattened 4x4x(8 ch) features. Spectral norm on all eight layers.
+    The paper's net is ``ch=64``, 2.9M parameters. Weights start N(0, 0.02^2).
+    """
+
+    def __init__(self, ch=64):
+        super().__init__()
+        self.ch, self.in_shape = ch, IMAGE_SHAPE
+        plan = [(3, ch, 3, 1), (ch, ch, 4, 2), (ch, 2 * ch, 3, 1), (2 * ch, 2 * ch, 4, 2),
+                (2 * ch, 4 * ch, 3, 1), (4 * ch, 4 * ch, 4, 2), (4 * ch, 8 * ch, 3, 1)]
+        layers = []
+        for c_in, c_out, k, stride in plan:
+            # padding 1 keeps the size for 3x3/1 and halves it exactly for 4x4/2
+            layers += [_sn(_init(nn.Conv2d(c_in, c_out, k, stride=stride, padding=1), std=0.02)), nn.LeakyReLU(0.1)]
+        self.main = nn.Sequential(*layers)
+        self.linear = _sn(_init(nn.Linear(4 * 4 * 8 * ch, 1), std=0.02))
+
+    def forward(self, x):
+        h = self.main(image_batch(x, self.in_shape, "discriminator input x"))
+        return self.linear(h.flatten(1)).squeeze(1)
+
+
+def _upsample(t):
+    return nn.functional.interpolate(t, scale_factor=2, mode="nearest")
+
+
+class _GBlock(nn.Module):
+    """Generator residual block: BN, ReLU, 2x nearest upsample, conv3x3, BN, ReLU, conv3x3;
+    shortcut: a 1x1 conv, upsampled."""
+
+    def __init__(self, c_in, c_out):
+        super().__init__()
+        self.bn1, self.bn2 = nn.BatchNorm2d(c_in), nn.BatchNorm2d(c_out)
+        self.conv1 = _init(nn.Conv2d(c_in, c_out, 3, padding=1), gain=2 ** 0.5)
+        self.conv2 = _init(nn.Conv2d(c_out, c_out, 3, padding=1), gain=2 ** 0.5)
+        self.shortcut = _init(nn.Conv2d(c_in, c_out, 1))
+
+    def forward(self, x):
+        h = self.conv1(_upsample(torch.relu(self.bn1(x))))
+        h = self.conv2(torch.relu(self.bn2(h)))
+        # a 1x1 conv commutes with nearest upsampling; convolving first costs a quarter of the pixels
+        return h + _upsample(self.shortcut(x))
+
+
+class _DBlock(nn.Module):
+    """Discriminator residual block: [ReLU,] conv3x3, ReLU, conv3x3 [, avg-pool 2x2]; spectral norm.
+
+    ``first=True`` is the "optimised" first block: no ReLU on the raw image. The shortcut gets a 1x1
+    conv when the block changes the channels or the size, and is the identity otherwise; it pools
+    before that conv, the same map as after (both are linear and act per pixel / per channel) but on a
+    quarter of the pixels.
+    """
+
+    def __init__(self, c_in, c_out, down, first=False):
+        super().__init__()
+        self.down, self.first = down, first
+        self.conv1 = _sn(_init(nn.Conv2d(c_in, c_out, 3, padding=1), gain=2 ** 0.5))
+        self.conv2 = _sn(_init(nn.Conv2d(c_out, c_out, 3, padding=1), gain=2 ** 0.5))
+        self.shortcut = _sn(_init(nn.Conv2d(c_in, c_out, 1))) if (c_in != c_out or down) else None
+
+    def _pool(self, t):
+        return nn.functional.avg_pool2d(t, 2) if self.down else t
+
+    def forward(self, x):
+        h = x if self.first else torch.relu(x)
+        h = self._pool(self.conv2(torch.relu(self.conv1(h))))
+        return h + (x if self.shortcut is None else self.shortcut(self._pool(x)))
+
+
+class SNGANResGenerator(nn.Module):
+    """SN-GAN ResNet generator for CIFAR-10: (N, latent_dim) -> (N, 3, 32, 32) in [-1, 1].
+
+    z -> linear to 4x4xch -> three upsampling residual blocks of ``ch`` channels (4 -> 8 -> 16 -> 32)
+    -> BN, ReLU, conv3x3 to 3 -> tanh. The paper's net is ``ch=256``, 4.3M parameters.
+    """
+
+    def __init__(self, latent_dim=128, ch=256):
+        super().__init__()
+        self.latent_dim, self.ch = latent_dim, ch
+        self.linear = _init(nn.Linear(latent_dim, 4 * 4 * ch))
+        self.blocks = nn.Sequential(*[_GBlock(ch, ch) for _ in range(3)])
+        self.bn = nn.BatchNorm2d(ch)
+        self.out = _init(nn.Conv2d(ch, 3, 3, padding=1))
+
+    def forward(self, z):
+        h = self.linear(last_dim(z, self.latent_dim, "latent z")).view(z.shape[0], self.ch, 4, 4)
+        return torch.tanh(self.out(torch.relu(self.bn(self.blocks(h)))))
+
+
+class SNGANResDiscriminator(nn.Module):
+    """SN-GAN ResNet discriminator for CIFAR-10: (N, 3, 32, 32) -> logits (N,).
+
+    Optimised first block (down, 32 -> 16), a residual block down (16 -> 8), two residual blocks at 8x8,
+    all ``ch`` channels; ReLU, global sum pooling, linear to 1. Spectral norm on every layer.
+    The paper's net is ``ch=128``, 1.05M parameters.
+    """
+
+    def __init__(self, ch=128):
+        super().__init__()
+        self.ch, self.in_shape = ch, IMAGE_SHAPE
+        self.blocks = nn.Sequential(_DBlock(3, ch, down=True, first=True), _DBlock(ch, ch, down=True),
+                                    _DBlock(ch, ch, down=False), _DBlock(ch, ch, down=False))
+        self.linear = _sn(_init(nn.Linear(ch, 1)))
+
+    def forward(self, x):
+        h = torch.relu(self.blocks(image_batch(x, self.in_shape, "discriminator input x")))
+        return self.linear(h.sum(dim=(2, 3))).squeeze(1)
+
+
+def spectral_norm_layers(module: nn.Module):
+    """The (name, layer) pairs of ``module`` whose weight is spectrally normalised."""
+    from torch.nn.utils import parametrize
+
+    return [(name, m) for name, m in module.named_modules()
+            if parametrize.is_parametrized(m, "weight")
+            and any(type(p).__name__ == "_SpectralNorm" for p in m.parametrizations.weight)]

@@ -57,6 +57,16 @@ def _energy_and_grad(energy, z):
     return e.detach(), grad.detach()
 
 
+def _draws_on(device, generator):
+    """The generator for the chains' noise. On the CPU: ``generator`` itself. On a GPU: a generator on the
+    device, seeded from ``generator``, because drawing on the CPU and copying every step would cost a
+    good part of each step; the same seed still gives the same chains on the same device."""
+    if device.type == "cpu" or generator is None:
+        return generator if device.type == "cpu" else None
+    seed = int(torch.randint(2 ** 62, (1,), generator=generator))
+    return torch.Generator(device=device).manual_seed(seed)
+
+
 def langevin(energy, z0, *, steps, step_size, noise_scale=1.0, mala=False, decay=1.0, decay_every=None,
              snapshot_every=None, generator=None):
     """Run N independent Langevin chains on ``energy``: (N, k) -> (N,), started at ``z0`` (N, k).
@@ -86,6 +96,7 @@ def langevin(energy, z0, *, steps, step_size, noise_scale=1.0, mala=False, decay
         raise ValueError(f"z0 must be a tensor of shape (N, k), got {getattr(z0, 'shape', type(z0))}")
 
     z = z0.detach().clone()
+    draws = _draws_on(z.device, generator)
     e, grad = _energy_and_grad(energy, z)
     if not (torch.isfinite(e).all() and torch.isfinite(grad).all()):
         raise LangevinDivergence(0, eps, z.clone())
@@ -96,7 +107,7 @@ def langevin(energy, z0, *, steps, step_size, noise_scale=1.0, mala=False, decay
     for step in range(1, steps + 1):
         if decay_every and step > 1 and (step - 1) % decay_every == 0:
             eps *= decay
-        noise = torch.randn(z.shape, generator=generator, dtype=z.dtype).to(z.device)
+        noise = torch.randn(z.shape, generator=draws, dtype=z.dtype, device=draws.device if draws else z.device)
         proposal = z - 0.5 * eps * grad + noise_scale * math.sqrt(eps) * noise
         e_new, grad_new = _energy_and_grad(energy, proposal)
         if not (torch.isfinite(e_new).all() and torch.isfinite(grad_new).all()):
@@ -107,7 +118,7 @@ def langevin(energy, z0, *, steps, step_size, noise_scale=1.0, mala=False, decay
                 return -((a - b + 0.5 * eps * grad_b) ** 2).sum(dim=1) / (2 * eps * noise_scale ** 2)
 
             log_alpha = (e - e_new) + log_q(z, proposal, grad_new) - log_q(proposal, z, grad)
-            u = torch.rand(len(z), generator=generator).to(z.device)
+            u = torch.rand(len(z), generator=draws, device=draws.device if draws else z.device)
             accept = torch.log(u) < log_alpha
             accepted += accept.float().mean().item()
             keep = accept[:, None]
@@ -224,11 +235,13 @@ def sample_mh(G, d, n, *, generator=None, steps=100, batch_size=10_000):
 
 
 def sample_ddls(G, d, n, *, generator=None, steps=200, step_size=0.01, noise_scale=1.0, mala=False, decay=1.0,
-                decay_every=None, snapshot_every=None, batch_size=10_000, z0=None):
+                decay_every=None, snapshot_every=None, batch_size=10_000, z0=None, amp=False):
     """Discriminator Driven Latent Sampling: Langevin chains on E(z) = -log p0(z) - d(G(z)).
 
     Chains start at z0 (default z ~ p0) and run ``steps`` steps of size ``step_size`` (ε in the
     paper's update); see :func:`langevin` for the other arguments. Returns x = G(z_final).
+    ``amp=True`` evaluates G and d under bf16 autocast on CUDA (ignored on the CPU); the chains, the
+    prior term and the update stay in float32.
     ``info``: ``accept_rate`` (MALA), ``snapshots`` (list of (step, z)), ``energy_trace``.
     """
     if z0 is None:
@@ -237,9 +250,18 @@ def sample_ddls(G, d, n, *, generator=None, steps=200, step_size=0.01, noise_sca
         z = last_dim(z0, G.latent_dim, "z0").to(_device(G))
         if len(z) != n:
             raise ValueError(f"z0 holds {len(z)} starting points but n={n} samples were asked for; pass n=len(z0)")
+    use_amp = amp and z.device.type == "cuda"
+
+    def energy(v):
+        if not use_amp:
+            return latent_energy(v, G, d)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            logits = check_logits(d(G(v)), len(v)).float()
+        return 0.5 * (v ** 2).sum(dim=1) - logits
+
     zs, snaps, traces, rates = [], [], [], []
     for chunk in z.split(batch_size):
-        res = langevin(lambda v: latent_energy(v, G, d), chunk, steps=steps, step_size=step_size,
+        res = langevin(energy, chunk, steps=steps, step_size=step_size,
                        noise_scale=noise_scale, mala=mala, decay=decay, decay_every=decay_every,
                        snapshot_every=snapshot_every, generator=generator)
         zs.append(res.z), snaps.append(res.snapshots), traces.append(res.energy_trace), rates.append(res.accept_rate)
@@ -251,7 +273,9 @@ def sample_ddls(G, d, n, *, generator=None, steps=200, step_size=0.01, noise_sca
         info["snapshots"] = [(s[0][0], torch.cat([c[i][1] for c in snaps])) for i, s in enumerate(zip(*snaps))]
     if mala:
         info["accept_rate"] = sum(r * m for r, m in zip(rates, sizes)) / len(z)
-    return Samples(_generate(G, z, batch_size), z, 0.0, info)
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+        x = _generate(G, z, batch_size).float()
+    return Samples(x, z, 0.0, info)
 
 
 SAMPLERS = {"generator": sample_generator, "drs": sample_drs, "mh": sample_mh, "ddls": sample_ddls}

@@ -1,0 +1,157 @@
+"""Checkpoint files: written atomically, read back with checks that name the file and the mismatch.
+
+A checkpoint is a dict saved with ``torch.save``; ``save`` writes it to a temporary file in the same
+folder and renames it over the target (``os.replace`` is atomic on POSIX and Windows), so a crash or a
+full disk never leaves a half-written checkpoint where a good one was. ``load`` reads it with
+``weights_only=True`` (tensors, numbers, strings, lists, dicts: no code runs on load) and turns a
+truncated or foreign file into a ``CheckpointError`` that names it. ``load_state`` loads a module's
+weights only after checking that every name and shape matches.
+
+``ebmlib.train.train_images`` writes checkpoints with the keys {format, step, config, G, D, G_ema,
+opt_g, opt_d, rng, history, window}; ``load_generator`` reads the generator back out of one.
+"""
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+FORMAT = "ebmlib-checkpoint/1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read, or that does not match the networks it is loaded into."""
+
+
+def save(state: dict, path) -> Path:
+    """Write ``state`` to ``path`` atomically (temporary file in the same folder, fsync, rename).
+
+    On any failure (including KeyboardInterrupt) the temporary file is removed and an existing file
+    at ``path`` is left as it was. Returns the path.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # same folder: os.replace is only atomic within one file system
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())  # the bytes are on disk before the rename makes them visible
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_folder(path.parent)
+    return path
+
+
+def _fsync_folder(folder):
+    """Make the rename itself durable where the OS allows syncing a folder (POSIX)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def load(path, required=(), map_location="cpu") -> dict:
+    """Read a checkpoint written by ``save``; check its format and that it has the ``required`` keys.
+
+    Raises FileNotFoundError when there is no file, and CheckpointError (naming the file) when it is
+    truncated, not a checkpoint, or lacks a required key.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for bad files
+        raise CheckpointError(
+            f"cannot read checkpoint {path} ({type(err).__name__}: {err}); the file is truncated or not an "
+            f"ebmlib checkpoint. Move it away (or use another out_dir) to start afresh.") from err
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        found = state.get("format") if isinstance(state, dict) else type(state).__name__
+        raise CheckpointError(f"{path} is not an ebmlib checkpoint: expected format {FORMAT!r}, found {found!r}")
+    missing = [k for k in required if k not in state]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks {missing}; it was not written by this version of ebmlib")
+    return state
+
+
+def _names(keys, most=4):
+    keys = list(keys)
+    shown = ", ".join(keys[:most])
+    return shown + (f" and {len(keys) - most} more" if len(keys) > most else "")
+
+
+def mismatch(module: torch.nn.Module, state_dict: dict) -> list:
+    """What differs between ``module``'s state and ``state_dict``: a list of short descriptions
+    (missing keys, unexpected keys, shape differences); empty when they match."""
+    own = module.state_dict()
+    problems = []
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    if missing:
+        problems.append(f"missing {_names(missing)}")
+    if unexpected:
+        problems.append(f"unexpected {_names(unexpected)}")
+    shapes = [f"{k}: checkpoint {tuple(state_dict[k].shape)}, network {tuple(v.shape)}"
+              for k, v in own.items()
+              if k in state_dict and isinstance(v, torch.Tensor) and tuple(state_dict[k].shape) != tuple(v.shape)]
+    if shapes:
+        problems.append("shapes differ for " + "; ".join(shapes[:4]) + (
+            f" and {len(shapes) - 4} more" if len(shapes) > 4 else ""))
+    return problems
+
+
+def check_state(module: torch.nn.Module, state_dict: dict, *, what: str, path, saved_class=None):
+    """Raise a CheckpointError unless ``state_dict`` fits ``module`` (same names, same shapes).
+
+    ``what`` ('G', 'D', ...) and ``path`` go into the error; ``saved_class`` is the class name the
+    checkpoint recorded for this network, shown when it differs from ``module``'s.
+    """
+    problems = mismatch(module, state_dict)
+    if problems:
+        cls = type(module).__name__
+        origin = f" (saved from {saved_class}, loading into {cls})" if saved_class and saved_class != cls else f" ({cls})"
+        raise CheckpointError(
+            f"checkpoint {path} does not match {what}{origin}: " + "; ".join(problems) +
+            ". Build the same network (class and sizes) as the run that wrote it, or use another out_dir.")
+
+
+def load_state(module: torch.nn.Module, state_dict: dict, *, what: str, path, saved_class=None):
+    """``check_state``, then load ``state_dict`` into ``module``."""
+    check_state(module, state_dict, what=what, path=path, saved_class=saved_class)
+    module.load_state_dict(state_dict)
+
+
+def load_optimizer(optimizer, state_dict, *, what, path):
+    """``optimizer.load_state_dict`` with an error that names the checkpoint."""
+    try:
+        optimizer.load_state_dict(state_dict)
+    except (ValueError, KeyError) as err:
+        raise CheckpointError(f"checkpoint {path}: the {what} optimizer state does not fit ({err})") from err
+
+
+def load_generator(path, G: torch.nn.Module, ema=True, map_location="cpu") -> torch.nn.Module:
+    """Load the generator weights of a ``train_images`` checkpoint into ``G`` (the EMA copy when
+    ``ema`` and the run kept one); returns ``G`` in eval mode."""
+    state = load(path, required=("G",), map_location=map_location)
+    key = "G_ema" if ema and state.get("G_ema") is not None else "G"
+    load_state(G, state[key], what=key, path=path, saved_class=state.get("config", {}).get("G"))
+    return G.eval()
+
+
+def load_discriminator(path, D: torch.nn.Module, map_location="cpu") -> torch.nn.Module:
+    """Load the discriminator weights of a ``train_images`` checkpoint into ``D``; returns ``D`` in eval mode."""
+    state = load(path, required=("D",), map_location=map_location)
+    load_state(D, state["D"], what="D", path=path, saved_class=state.get("config", {}).get("D"))
+    return D.eval()

@@ -1,0 +1,466 @@
+"""Sample-quality scores: the Fréchet distance, the Inception-style score, their feature extractors,
+and nearest neighbours in pixel space.
+
+Two extractors share one interface (``extract``): the FID Inception-v3 (TF weights ported by
+torch-fidelity, loaded from a local file, optional extra ``inception``), whose scores are the FID and
+the Inception Score; and ``CifarClassifier``, a small CNN trained here, whose scores are named the
+"Fréchet classifier distance" (FCD) and the "classifier score" -- never FID or IS, since they are not
+comparable with published numbers. An extractor is an ``nn.Module`` mapping uint8 images (B, 3, H, W)
+to (features (B, D), logits (B, C)), with a ``name`` and ``score_names`` (distance key, score key).
+
+Rules every score here follows: the Fréchet distance is computed in float64 with an exact matrix square
+root; nets are put in eval mode and run under ``torch.no_grad`` in batches; every score is reported with
+the sample counts it was computed from (``score`` returns them in the same dict).
+"""
+import contextlib
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from ._checks import positive_int
+from .cifar10 import Batches, to_float, to_uint8
+from .train import show_progress
+
+# --- the Fréchet distance ------------------------------------------------------------------------
+
+
+def _psd_sqrt(sigma):
+    """Symmetric square root of a symmetric PSD matrix (D, D) float64, by eigendecomposition.
+
+    Round-off can make the smallest eigenvalues slightly negative; they are clipped to 0.
+    """
+    sigma = (sigma + sigma.T) / 2
+    vals, vecs = torch.linalg.eigh(sigma)
+    return (vecs * vals.clamp(min=0).sqrt()) @ vecs.T
+
+
+def trace_sqrt_product(sigma1, sigma2):
+    """tr sqrt(S1 S2) for symmetric PSD S1, S2 (D, D), in float64, exactly (no iterative sqrtm).
+
+    S1 S2 is similar to sqrt(S1) S2 sqrt(S1), which is symmetric PSD, so the eigenvalues of S1 S2 are
+    those of that symmetric matrix: real and >= 0, and tr sqrt(S1 S2) is the sum of their square roots.
+    """
+    root1 = _psd_sqrt(sigma1)
+    middle = root1 @ sigma2 @ root1
+    vals = torch.linalg.eigvalsh((middle + middle.T) / 2)
+    return vals.clamp(min=0).sqrt().sum()
+
+
+def _stats_arg(mu, sigma, name):
+    mu = torch.as_tensor(mu).detach().to("cpu", torch.float64)
+    sigma = torch.as_tensor(sigma).detach().to("cpu", torch.float64)
+    if mu.dim() != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
+        raise ValueError(f"{name}: mu must be (D,) and sigma (D, D), "
+                         f"got {tuple(mu.shape)} and {tuple(sigma.shape)}")
+    return mu, sigma
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+    """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2), in float64 (squared feature units).
+
+    d^2 = ||mu1 - mu2||^2 + tr(S1) + tr(S2) - 2 tr sqrt(S1 S2); mu: (D,), sigma: (D, D) symmetric PSD
+    (tensors or arrays of any float dtype; computed on the CPU in float64). Returns a Python float.
+    """
+    mu1, sigma1 = _stats_arg(mu1, sigma1, "first Gaussian")
+    mu2, sigma2 = _stats_arg(mu2, sigma2, "second Gaussian")
+    if mu1.shape != mu2.shape:
+        raise ValueError(f"the two Gaussians have different dimensions: {mu1.shape[0]} and {mu2.shape[0]}")
+    mean_term = (mu1 - mu2).square().sum()
+    return float(mean_term + sigma1.trace() + sigma2.trace() - 2 * trace_sqrt_product(sigma1, sigma2))
+
+
+class _Moments:
+    """Running mean and covariance in float64 over batches of features (B, D).
+
+    Sums are taken around a shift (the first batch's mean) so that large feature means do not cancel
+    away the digits of the covariance. They stay on the features' device (a GPU does the (D, D) float64
+    products far faster than the CPU); ``stats`` returns CPU tensors.
+    """
+
+    def __init__(self):
+        self.n, self.shift, self.sum, self.outer = 0, None, None, None
+
+    def add(self, features):
+        x = features.detach().to(torch.float64)
+        if self.shift is None:
+            self.shift = x.mean(0)
+            self.sum = torch.zeros_like(self.shift)
+            self.outer = torch.zeros(x.shape[1], x.shape[1], dtype=torch.float64, device=x.device)
+        x = x.to(self.shift.device)
+        x = x - self.shift
+        self.n += x.shape[0]
+        self.sum += x.sum(0)
+        self.outer += x.T @ x
+
+    def stats(self):
+        if self.n < 2:
+            raise ValueError(f"a covariance needs at least 2 samples, got {self.n}")
+        mean = self.sum / self.n
+        sigma = (self.outer - self.n * torch.outer(mean, mean)) / (self.n - 1)
+        return (mean + self.shift).cpu(), ((sigma + sigma.T) / 2).cpu()
+
+
+def feature_stats(features):
+    """Mean (D,) and unbiased covariance (D, D), both float64 on the CPU, of features (N, D), N >= 2."""
+    if not isinstance(features, torch.Tensor) or features.dim() != 2:
+        raise ValueError(f"features must be a tensor (N, D), got {tuple(getattr(features, 'shape', ()))}")
+    moments = _Moments()
+    moments.add(features)
+    return moments.stats()
+
+
+# --- the Inception-style score -------------------------------------------------------------------
+
+
+def inception_score(probs, splits=10):
+    """exp(E_x KL(p(y|x) || p(y))) from class probabilities (N, C), as (mean, std) over ``splits`` parts.
+
+    The N rows are cut into ``splits`` contiguous parts (N >= splits); p(y) is each part's mean row.
+    Between 1 (every prediction the same) and C (confident predictions spread evenly over C classes).
+    Computed in float64; the std is that of the per-part scores (population std, as in the original code).
+    """
+    positive_int(splits, "splits")
+    p = torch.as_tensor(probs).detach().to("cpu", torch.float64)
+    if p.dim() != 2 or p.shape[0] < splits:
+        raise ValueError(f"probs must be (N, C) with N >= splits={splits}, got {tuple(p.shape)}")
+    if (p < 0).any() or not torch.allclose(p.sum(1), torch.ones(len(p), dtype=torch.float64), atol=1e-3):
+        raise ValueError("probs must be probabilities: rows of non-negative numbers summing to 1 (apply softmax)")
+    scores = []
+    for part in torch.tensor_split(p, splits):
+        marginal = part.mean(0, keepdim=True)
+        kl = (torch.xlogy(part, part) - torch.xlogy(part, marginal)).sum(1)  # 0 log 0 = 0
+        scores.append(kl.mean().exp())
+    scores = torch.stack(scores)
+    return float(scores.mean()), float(scores.std(unbiased=False))
+
+
+# --- running nets for scoring --------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def evaluating(model):
+    """Eval mode (BatchNorm running stats, no dropout) inside the block; the previous mode restored after."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def _as_uint8(images):
+    """uint8 images as they are; float images (read as [-1, 1], a generator's range) quantised to uint8.
+
+    Real data is uint8, so generated samples are quantised the same way before any net sees them.
+    """
+    if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"images must be a tensor (N, 3, H, W), got {tuple(getattr(images, 'shape', ()))}")
+    return images if images.dtype == torch.uint8 else to_uint8(images)
+
+
+def _chunks(images, batch_size):
+    """Yield uint8 batches from a tensor (N, 3, H, W) or from an iterable of such tensors."""
+    if isinstance(images, torch.Tensor):
+        images = _as_uint8(images)
+        for start in range(0, images.shape[0], batch_size):
+            yield images[start:start + batch_size]
+    else:
+        for chunk in images:  # e.g. a generator producing samples batch by batch
+            yield _as_uint8(chunk)
+
+
+@torch.no_grad()
+def extract(extractor, images, batch_size=250):
+    """Run ``extractor`` over ``images`` in batches: returns (n, (mu, sigma), probs).
+
+    ``images``: uint8 (N, 3, H, W) in [0, 255], float in [-1, 1], or an iterable of such batches (never
+    all in memory at once). ``extractor(x_uint8) -> (features (B, D), logits (B, C))``. Feature moments
+    are accumulated in float64 (mu (D,), sigma (D, D)); probs: softmax of the logits, float32 (N, C).
+    """
+    positive_int(batch_size, "batch_size")
+    moments, probs = _Moments(), []
+    with evaluating(extractor):
+        for x in _chunks(images, batch_size):
+            features, logits = extractor(x)
+            moments.add(features)
+            probs.append(logits.float().softmax(1).cpu())
+    if moments.n == 0:
+        raise ValueError("no images to score (a sample count of 0)")
+    return moments.n, moments.stats(), torch.cat(probs)
+
+
+def reference_stats(images, extractor, batch_size=250):
+    """Feature statistics of a reference set (e.g. CIFAR-10's train split), to compare samples against.
+
+    Returns a dict {"mu": (D,) float64, "sigma": (D, D) float64, "n": number of images, "extractor":
+    its name}; save it with ``torch.save`` and reload with ``torch.load(path, weights_only=True)``.
+    """
+    n, (mu, sigma), _ = extract(extractor, images, batch_size)
+    return {"mu": mu, "sigma": sigma, "n": n, "extractor": extractor.name}
+
+
+def score(images, reference, extractor, splits=10, batch_size=250):
+    """Score samples against reference statistics; returns the scores with their sample counts.
+
+    ``images``: generated samples, float in [-1, 1] or uint8 (N, 3, H, W), or an iterable of batches.
+    ``reference``: from ``reference_stats`` with the same extractor. The dict holds the Fréchet distance
+    and the (mean, std) Inception-style score under the extractor's names (``fid``/``inception_score``
+    for Inception-v3; ``fcd``/``classifier_score`` for the CIFAR classifier), and ``n_samples``,
+    ``n_reference``, ``splits``, ``extractor``. With fewer samples than ``splits``, one split a sample.
+    """
+    if reference.get("extractor") != extractor.name:
+        raise ValueError(f"the reference statistics come from the extractor {reference.get('extractor')!r}, "
+                         f"not {extractor.name!r}: compute them with the same extractor")
+    n, (mu, sigma), probs = extract(extractor, images, batch_size)
+    splits = min(splits, n)
+    mean, std = inception_score(probs, splits)
+    dist_key, score_key = extractor.score_names
+    return {dist_key: frechet_distance(mu, sigma, reference["mu"], reference["sigma"]),
+            score_key: mean, f"{score_key}_std": std, "n_samples": n, "n_reference": int(reference["n"]),
+            "splits": splits, "extractor": extractor.name}
+
+
+def describe(scores) -> str:
+    """One line for a ``score`` dict: every value with the sample counts behind it."""
+    values = [f"{k} {v:.3f}" for k, v in scores.items()
+              if isinstance(v, float) and not k.endswith("_std")]
+    std_key = next((k for k in scores if k.endswith("_std")), None)
+    if std_key:
+        values[-1] += f" ± {scores[std_key]:.3f} ({scores['splits']} splits)"
+    return (f"{', '.join(values)} -- {scores['n_samples']} samples vs {scores['n_reference']} reference "
+            f"images, {scores['extractor']} features")
+
+
+# --- the FID Inception-v3, from local weights (optional extra) -------------------------------------
+
+INCEPTION_WEIGHTS_ENV = "EBMLIB_INCEPTION_WEIGHTS"
+INCEPTION_WEIGHTS_URL = ("https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
+                         "weights-inception-2015-12-05-6726825d.pth")
+
+
+class InceptionUnavailable(RuntimeError):
+    """The Inception-v3 extractor cannot be built: its library or its weights file is missing."""
+
+
+def inception_weights_path(path=None) -> Path:
+    """The weights file: ``path``, else ``$EBMLIB_INCEPTION_WEIGHTS``; InceptionUnavailable when absent."""
+    path = path or os.environ.get(INCEPTION_WEIGHTS_ENV)
+    advice = (f"Download {INCEPTION_WEIGHTS_URL} (the TF FID Inception-v3 ported to PyTorch by torch-fidelity) "
+              f"and pass its path as `weights`, or set {INCEPTION_WEIGHTS_ENV} to it.")
+    if not path:
+        raise InceptionUnavailable(f"no Inception-v3 weights file given. {advice}")
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise InceptionUnavailable(f"the Inception-v3 weights file {path} does not exist. {advice}")
+    return path
+
+
+class InceptionExtractor(nn.Module):
+    """The FID Inception-v3: uint8 (B, 3, H, W) -> (pool features (B, 2048), logits (B, 1008)).
+
+    Wraps torch-fidelity's port of the TF graph (images resized to 299x299 inside, as in TF), so its FID
+    and IS are comparable with numbers computed by the TF code; torchvision's Inception weights are not.
+    """
+
+    name = "inception-v3-fid"
+    score_names = ("fid", "inception_score")
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        features, logits = self.net(x.to(next(self.net.parameters()).device))
+        return features, logits
+
+
+def load_inception(weights=None, device=None):
+    """The FID Inception-v3 extractor from a local weights file, in eval mode on ``device``.
+
+    ``weights``: path to ``weights-inception-2015-12-05-6726825d.pth``, else ``$EBMLIB_INCEPTION_WEIGHTS``.
+    Needs the optional extra: ``pip install -e .[inception]`` (torch-fidelity). Raises
+    InceptionUnavailable saying what to install or download, and where to put it.
+    """
+    path = inception_weights_path(weights)
+    try:
+        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+    except ImportError as e:
+        raise InceptionUnavailable(
+            f"the FID Inception-v3 needs torch-fidelity, which is not installed ({e}). Install the optional "
+            f"extra: pip install -e '.[inception]' (or pip install torch-fidelity).") from e
+    try:
+        net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
+                                          feature_extractor_weights_path=str(path))
+    except Exception as e:  # a truncated file, or another network's weights
+        raise InceptionUnavailable(f"could not load Inception-v3 weights from {path} ({type(e).__name__}: {e}). "
+                                   f"Download a fresh copy of {INCEPTION_WEIGHTS_URL}.") from e
+    return InceptionExtractor(net).to(device or "cpu").eval()
+
+
+# --- a small CIFAR-10 classifier as a feature extractor ---------------------------------------------
+
+
+def _conv_block(c_in, c_out):
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.GELU())
+
+
+class CifarClassifier(nn.Module):
+    """A small fast CNN: float images (B, 3, 32, 32) in [-1, 1] -> logits (B, 10).
+
+    Three stages of conv-BN-GELU blocks with max-pooling (32 -> 16 -> 8 -> 4), then global average
+    pooling to the penultimate features (B, 4 * width) and a linear head. ``features(x)`` returns them.
+    """
+
+    def __init__(self, width=32, n_classes=10):
+        super().__init__()
+        positive_int(width, "width")
+        w = width
+        self.body = nn.Sequential(
+            _conv_block(3, w), _conv_block(w, w), nn.MaxPool2d(2),
+            _conv_block(w, 2 * w), _conv_block(2 * w, 2 * w), nn.MaxPool2d(2),
+            _conv_block(2 * w, 4 * w), _conv_block(4 * w, 4 * w), nn.MaxPool2d(2),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(4 * w, n_classes)
+        self.feature_dim, self.n_classes = 4 * w, n_classes
+
+    def features(self, x):
+        """Penultimate features (B, 4 * width) of float images (B, 3, 32, 32) in [-1, 1]."""
+        if x.dim() != 4 or x.shape[1:] != (3, 32, 32):
+            raise ValueError(f"images must have shape (B, 3, 32, 32), got {tuple(x.shape)}")
+        return self.body(x)
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+class ClassifierExtractor(nn.Module):
+    """A trained ``CifarClassifier`` as an extractor: uint8 (B, 3, 32, 32) -> (features, logits).
+
+    Its scores are the Fréchet classifier distance (``fcd``) and the classifier score: not FID or IS.
+    """
+
+    name = "cifar-classifier"
+    score_names = ("fcd", "classifier_score")
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        device = next(self.model.parameters()).device
+        features = self.model.features(to_float(x.to(device)))
+        return features, self.model.head(features)
+
+
+def train_classifier(images, labels, steps=2000, batch_size=256, device=None, seed=0, width=32, lr=3e-3,
+                     progress=None):
+    """Train a ``CifarClassifier`` on uint8 images (N, 3, 32, 32) with labels int64 (N,); returns it in eval mode.
+
+    Batches are drawn on the device with random flips (``cifar10.Batches``); Adam with a learning rate that
+    falls linearly to 0 over ``steps``; bf16 autocast on CUDA. Deterministic for a ``seed`` on the CPU.
+    The model carries ``model.history``: {"step", "loss", "seconds"}.
+    """
+    positive_int(steps, "steps")
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    torch.manual_seed(seed)  # the initial weights
+    model = CifarClassifier(width=width).to(device)
+    batches = Batches(images, batch_size, labels=labels, device=device, seed=seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1 - i / steps)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    history, start = {"step": [], "loss": []}, time.perf_counter()
+    model.train()
+    for step in tqdm(range(1, steps + 1), disable=not show_progress(progress), desc="classifier", leave=False):
+        x, y = next(batches)
+        with autocast:
+            loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        schedule.step()
+        if step % 50 == 0 or step == steps:
+            history["step"].append(step)
+            history["loss"].append(loss.item())
+    history["seconds"] = time.perf_counter() - start
+    model.history = history
+    return model.eval()
+
+
+@torch.no_grad()
+def _classifier_outputs(model, images, batch_size):
+    extractor = ClassifierExtractor(model)
+    feats, logits = [], []
+    with evaluating(model):
+        for x in _chunks(images, batch_size):
+            f, out = extractor(x)
+            feats.append(f.float().cpu())
+            logits.append(out.float().cpu())
+    return torch.cat(feats), torch.cat(logits)
+
+
+def classifier_features(model, images, batch_size=500):
+    """Penultimate features (N, D) float32 on the CPU of images (uint8, or float in [-1, 1]), in eval mode."""
+    return _classifier_outputs(model, images, batch_size)[0]
+
+
+def classifier_probs(model, images, batch_size=500):
+    """Class probabilities (N, 10) float32 on the CPU of images (uint8, or float in [-1, 1]), in eval mode."""
+    return _classifier_outputs(model, images, batch_size)[1].softmax(1)
+
+
+def classifier_accuracy(model, images, labels, batch_size=500) -> float:
+    """Fraction of ``images`` whose predicted class equals ``labels`` (N,): the check that makes FCD meaningful."""
+    predicted = classifier_probs(model, images, batch_size).argmax(1)
+    return float((predicted == labels.cpu()).float().mean())
+
+
+# --- nearest neighbours in pixel space -------------------------------------------------------------
+
+
+@torch.no_grad()
+def nearest_neighbours(queries, dataset, k=1, batch_size=256, chunk_size=4096):
+    """The k nearest images of ``dataset`` to each query, by L2 distance in pixel space.
+
+    ``queries`` (Q, 3, H, W) and ``dataset`` (N, 3, H, W): uint8, or float in [-1, 1]; distances are
+    measured on the [-1, 1] scale (uint8 images are mapped there by ``to_float``). Runs on the dataset's
+    device, ``batch_size`` queries against ``chunk_size`` dataset images at a time. Returns
+    (indices int64 (Q, k) into ``dataset``, distances float32 (Q, k)), nearest first.
+    """
+    positive_int(k, "k"), positive_int(batch_size, "batch_size"), positive_int(chunk_size, "chunk_size")
+    if queries.dim() != 4 or dataset.dim() != 4 or queries.shape[1:] != dataset.shape[1:]:
+        raise ValueError(f"queries and dataset must be image batches of one shape, got {tuple(queries.shape)} "
+                         f"and {tuple(dataset.shape)}")
+    if k > dataset.shape[0]:
+        raise ValueError(f"k={k} is larger than the dataset ({dataset.shape[0]} images)")
+    device = dataset.device
+
+    def flat(x):
+        x = x.to(device)
+        return (to_float(x) if x.dtype == torch.uint8 else x.float()).flatten(1)
+
+    indices, distances = [], []
+    for q_start in range(0, queries.shape[0], batch_size):
+        q = flat(queries[q_start:q_start + batch_size])
+        best_d = torch.full((q.shape[0], 0), math.inf, device=device)
+        best_i = torch.zeros((q.shape[0], 0), dtype=torch.int64, device=device)
+        for d_start in range(0, dataset.shape[0], chunk_size):
+            d = flat(dataset[d_start:d_start + chunk_size])
+            # ||q - d||^2 = ||q||^2 + ||d||^2 - 2 q.d: one matrix product per chunk
+            d2 = (q.square().sum(1, keepdim=True) + d.square().sum(1) - 2 * q @ d.T).clamp_(min=0)
+            cand_d = torch.cat([best_d, d2], 1)
+            chunk_i = torch.arange(d_start, d_start + d.shape[0], device=device).expand_as(d2)
+            cand_i = torch.cat([best_i, chunk_i], 1)
+            best_d, pos = cand_d.topk(min(k, cand_d.shape[1]), dim=1, largest=False)
+            best_i = cand_i.gather(1, pos)
+        # the expanded formula loses digits for near neighbours: recompute the chosen distances directly
+        exact = (q[:, None, :] - flat(dataset[best_i.flatten()]).view(q.shape[0], k, -1)).norm(dim=2)
+        order = exact.argsort(dim=1)
+        indices.append(best_i.gather(1, order).cpu())
+        distances.append(exact.gather(1, order).cpu())
+    return torch.cat(indices), torch.cat(distances)

@@ -1,0 +1,297 @@
+"""Scores: the Fréchet distance against independent computations, the Inception-style score on
+hand-computed cases, the extractors (Inception error paths, the CIFAR classifier), and nearest neighbours."""
+import math
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from ebmlib import cifar10, metrics
+from ebmlib.metrics import InceptionUnavailable, frechet_distance, inception_score
+
+
+def random_cov(d, rng, rank=None):
+    a = rng.normal(size=(d, rank or d + 3))
+    return a @ a.T / a.shape[1]
+
+
+def denman_beavers_sqrtm(a, iters=60):
+    """An independent matrix square root of a (not symmetric) matrix, by the Denman-Beavers iteration."""
+    y, z = a.copy(), np.eye(len(a))
+    for _ in range(iters):
+        y, z = (y + np.linalg.inv(z)) / 2, (z + np.linalg.inv(y)) / 2
+    return y
+
+
+def frechet_reference(mu1, s1, mu2, s2):
+    root = denman_beavers_sqrtm(s1 @ s2)
+    assert np.allclose(root @ root, s1 @ s2, atol=1e-9), "the reference square root itself must be right"
+    return float(np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * np.trace(root).real)
+
+
+# --- Fréchet distance ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_frechet_matches_an_independent_sqrtm(seed):
+    rng = np.random.default_rng(seed)
+    d = 12
+    mu1, mu2 = rng.normal(size=d), rng.normal(size=d)
+    s1, s2 = random_cov(d, rng), random_cov(d, rng)
+    expected = frechet_reference(mu1, s1, mu2, s2)
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-9, abs=1e-9)
+    # and by the eigenvalues of the (non-symmetric) product: tr sqrt(S1 S2) = sum sqrt(eig(S1 S2))
+    eig = np.linalg.eigvals(s1 @ s2)
+    by_eig = np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * np.sqrt(eig.real).sum()
+    assert frechet_distance(torch.tensor(mu1), torch.tensor(s1), torch.tensor(mu2), torch.tensor(s2)) == \
+        pytest.approx(by_eig, rel=1e-9)
+
+
+def test_frechet_of_identical_gaussians_is_zero_even_when_singular():
+    rng = np.random.default_rng(3)
+    mu = rng.normal(size=20)
+    full, singular = random_cov(20, rng), random_cov(20, rng, rank=5)  # rank 5: fewer samples than dims
+    assert abs(frechet_distance(mu, full, mu, full)) < 1e-9
+    # sqrt has an infinite slope at 0: eigenvalues that are 0 up to round-off (~1e-16) give ~1e-8 each
+    assert abs(frechet_distance(mu, singular, mu, singular)) < 1e-6
+
+
+def test_frechet_closed_forms():
+    rng = np.random.default_rng(4)
+    mu1, mu2 = rng.normal(size=6), rng.normal(size=6)
+    a, b = rng.uniform(0.1, 3, size=6), rng.uniform(0.1, 3, size=6)
+    diagonal = np.sum((mu1 - mu2) ** 2) + np.sum((np.sqrt(a) - np.sqrt(b)) ** 2)
+    assert frechet_distance(mu1, np.diag(a), mu2, np.diag(b)) == pytest.approx(diagonal, rel=1e-12)
+    s = random_cov(6, rng)  # S and cS commute: d^2 = tr(S) (1 - sqrt(c))^2
+    assert frechet_distance(mu1, s, mu1, 4 * s) == pytest.approx(np.trace(s), rel=1e-12)
+    assert frechet_distance([1.0], [[4.0]], [3.0], [[9.0]]) == pytest.approx(4 + 1)  # 1-D: (m1-m2)^2 + (s1-s2)^2
+
+
+def test_frechet_is_computed_in_float64():
+    rng = np.random.default_rng(5)
+    d = 64
+    mu1, mu2 = rng.normal(size=d), rng.normal(size=d)
+    s1, s2 = random_cov(d, rng), random_cov(d, rng)
+    as32 = [torch.tensor(v, dtype=torch.float32) for v in (mu1, s1, mu2, s2)]
+    as64 = [v.double() for v in as32]  # the same numbers, exactly
+    assert frechet_distance(*as32) == pytest.approx(frechet_distance(*as64), rel=1e-13)
+    assert isinstance(frechet_distance(*as32), float)
+
+
+def test_frechet_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match="different dimensions"):
+        frechet_distance(np.zeros(3), np.eye(3), np.zeros(4), np.eye(4))
+    with pytest.raises(ValueError, match=r"\(D, D\)"):
+        frechet_distance(np.zeros(3), np.eye(4), np.zeros(3), np.eye(3))
+
+
+def test_feature_stats_match_numpy_and_survive_a_large_offset():
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(500, 7)) * rng.uniform(0.5, 2, size=7)
+    mu, sigma = metrics.feature_stats(torch.tensor(x, dtype=torch.float32))
+    assert mu.dtype == sigma.dtype == torch.float64
+    assert np.allclose(mu.numpy(), x.astype(np.float32).mean(0), atol=1e-6)
+    assert np.allclose(sigma.numpy(), np.cov(x.astype(np.float32), rowvar=False), atol=1e-6)
+    exact = metrics.feature_stats(torch.tensor(x))[1]  # float64 features: float64 all the way
+    assert np.allclose(exact.numpy(), np.cov(x, rowvar=False), rtol=1e-12, atol=1e-14)
+    offset = torch.tensor(x) + 1e6  # the naive E[xx^T] - mu mu^T loses every digit here
+    mu_o, sigma_o = metrics.feature_stats(offset)
+    assert np.allclose(sigma_o.numpy(), np.cov(x, rowvar=False), atol=1e-6)
+    with pytest.raises(ValueError, match="at least 2"):
+        metrics.feature_stats(torch.zeros(1, 3))
+
+
+# --- Inception-style score ---------------------------------------------------------------------
+
+def test_inception_score_hand_computed_cases():
+    uniform = torch.full((100, 10), 0.1)
+    assert inception_score(uniform) == pytest.approx((1.0, 0.0))
+    spread = torch.eye(10).repeat(10, 1)  # one-hot, every split holds each class once
+    assert inception_score(spread, splits=10) == pytest.approx((10.0, 0.0))
+    grouped = torch.eye(10).repeat_interleave(10, dim=0)  # each split is one class only
+    assert inception_score(grouped, splits=10) == pytest.approx((1.0, 0.0))
+    # two samples by hand: p(y) = (0.75, 0.25)
+    probs = torch.tensor([[1.0, 0.0], [0.5, 0.5]])
+    kl = (math.log(1 / 0.75) + 0.5 * math.log(0.5 / 0.75) + 0.5 * math.log(0.5 / 0.25)) / 2
+    assert inception_score(probs, splits=1) == pytest.approx((math.exp(kl), 0.0))
+    # the std is over splits: a one-class split (score 1) and a spread split (score 2)
+    two = torch.tensor([[1.0, 0], [1.0, 0], [1.0, 0], [0, 1.0]])
+    assert inception_score(two, splits=2) == pytest.approx((1.5, 0.5))
+
+
+@pytest.mark.parametrize("probs", [torch.full((5, 2), 0.7), torch.tensor([[1.5, -0.5]] * 5), torch.ones(5)])
+def test_inception_score_rejects_non_probabilities(probs):
+    with pytest.raises(ValueError):
+        inception_score(probs, splits=1)
+
+
+def test_inception_score_needs_a_sample_a_split():
+    with pytest.raises(ValueError, match="N >= splits"):
+        inception_score(torch.full((5, 2), 0.5), splits=10)
+
+
+# --- the Inception-v3 extractor: error paths (its weights cannot be fetched here) ------------------
+
+def test_inception_without_weights_says_what_to_download_and_where(monkeypatch):
+    monkeypatch.delenv(metrics.INCEPTION_WEIGHTS_ENV, raising=False)
+    with pytest.raises(InceptionUnavailable) as info:
+        metrics.load_inception()
+    assert metrics.INCEPTION_WEIGHTS_URL in str(info.value) and metrics.INCEPTION_WEIGHTS_ENV in str(info.value)
+
+
+def test_inception_with_a_missing_weights_file_names_it(monkeypatch, tmp_path):
+    missing = tmp_path / "weights-inception.pth"
+    monkeypatch.setenv(metrics.INCEPTION_WEIGHTS_ENV, str(missing))
+    with pytest.raises(InceptionUnavailable) as info:
+        metrics.load_inception()
+    assert str(missing) in str(info.value) and metrics.INCEPTION_WEIGHTS_URL in str(info.value)
+    with pytest.raises(InceptionUnavailable, match="other.pth"):
+        metrics.load_inception(tmp_path / "other.pth")  # the argument wins over the variable
+
+
+def test_inception_without_the_library_says_what_to_install(monkeypatch, tmp_path):
+    weights = tmp_path / "weights.pth"
+    weights.write_bytes(b"placeholder")
+    monkeypatch.setitem(sys.modules, "torch_fidelity", None)  # import fails as if not installed
+    monkeypatch.setitem(sys.modules, "torch_fidelity.feature_extractor_inceptionv3", None)
+    with pytest.raises(InceptionUnavailable, match=r"torch-fidelity.*\.\[inception\]"):
+        metrics.load_inception(weights)
+
+
+# --- the CIFAR classifier as an extractor ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def fake(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fake")
+    return cifar10.tiny(root, n_train=400, n_test=200), cifar10.tiny(root, train=False, n_train=400, n_test=200)
+
+
+@pytest.fixture(scope="module")
+def classifier(fake):
+    (x, y), _ = fake
+    return metrics.train_classifier(x, y, steps=80, batch_size=32, width=8, lr=1e-2, device="cpu",
+                                   seed=0, progress=False)
+
+
+def test_classifier_learns_the_fake_classes(fake, classifier):
+    _, (xt, yt) = fake
+    torch.manual_seed(0)
+    untrained = metrics.CifarClassifier(width=8)
+    assert metrics.classifier_accuracy(untrained, xt, yt) < 0.3  # chance is 0.1
+    assert metrics.classifier_accuracy(classifier, xt, yt) > 0.8
+    assert not classifier.training
+    assert classifier.history["loss"][-1] < classifier.history["loss"][0]
+
+
+def test_classifier_training_is_deterministic_for_a_seed(fake):
+    (x, y), _ = fake
+    runs = [metrics.train_classifier(x, y, steps=3, batch_size=16, width=4, device="cpu", seed=s, progress=False)
+            for s in (1, 1, 2)]
+    a, b, c = ([p.detach() for p in m.parameters()] for m in runs)
+    assert all(torch.equal(u, v) for u, v in zip(a, b))
+    assert not all(torch.equal(u, v) for u, v in zip(a, c))
+
+
+def test_classifier_features_use_eval_mode_and_restore_the_mode(fake, classifier):
+    _, (xt, _) = fake
+    classifier.train()
+    try:
+        small = metrics.classifier_features(classifier, xt[:20], batch_size=3)
+        assert classifier.training, "the caller's mode is restored"
+    finally:
+        classifier.eval()
+    whole = metrics.classifier_features(classifier, xt[:20], batch_size=500)
+    assert small.shape == (20, classifier.feature_dim)
+    assert torch.allclose(small, whole, atol=1e-5)  # BatchNorm running stats: no batch dependence
+    probs = metrics.classifier_probs(classifier, xt[:20])
+    assert probs.shape == (20, 10) and torch.allclose(probs.sum(1), torch.ones(20), atol=1e-5)
+
+
+def test_score_reports_classifier_names_and_sample_counts(fake, classifier):
+    (x, _), (xt, yt) = fake
+    extractor = metrics.ClassifierExtractor(classifier)
+    ref = metrics.reference_stats(x, extractor, batch_size=128)
+    assert ref["n"] == 400 and ref["mu"].shape == (classifier.feature_dim,)
+    out = metrics.score(xt, ref, extractor, batch_size=64)
+    assert out["n_samples"] == 200 and out["n_reference"] == 400 and out["splits"] == 10
+    assert {"fcd", "classifier_score", "classifier_score_std"} <= set(out)
+    assert not {"fid", "inception_score"} & set(out)
+    assert out["classifier_score"] > 4  # confident predictions spread over 10 classes (at most 10)
+    same = metrics.score(x, ref, extractor)
+    assert abs(same["fcd"]) < 1e-6
+    noise = torch.randint(0, 256, (200, 3, 32, 32), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    assert metrics.score(noise, ref, extractor)["fcd"] > 10 * out["fcd"]
+    one_class = xt[yt == 3]
+    assert metrics.score(one_class, ref, extractor)["classifier_score"] < 2
+    # generated samples arrive as floats in [-1, 1], or batch by batch: the same numbers
+    as_float = metrics.score(cifar10.to_float(xt), ref, extractor)
+    streamed = metrics.score((xt[i:i + 50] for i in range(0, 200, 50)), ref, extractor)
+    for other in (as_float, streamed):
+        assert other["fcd"] == pytest.approx(out["fcd"], rel=1e-6)
+        assert other["classifier_score"] == pytest.approx(out["classifier_score"], rel=1e-6)
+    line = metrics.describe(out)
+    assert "200 samples vs 400 reference" in line and "fcd" in line
+
+
+def test_scoring_puts_the_net_in_eval_mode_and_restores_it(fake, classifier):
+    (x, _), (xt, _) = fake
+    extractor = metrics.ClassifierExtractor(classifier)
+    expected = metrics.reference_stats(xt, extractor, batch_size=50)
+    running_mean = classifier.body[0][1].running_mean.clone()
+    classifier.train()  # as it would be in the middle of training
+    try:
+        got = metrics.reference_stats(xt, extractor, batch_size=50)
+        assert classifier.training
+    finally:
+        classifier.eval()
+    assert torch.allclose(got["mu"], expected["mu"], atol=1e-6)  # train-mode BatchNorm would differ
+    assert torch.equal(classifier.body[0][1].running_mean, running_mean)  # and would update its stats
+
+
+def test_score_refuses_statistics_from_another_extractor(fake, classifier):
+    _, (xt, _) = fake
+    ref = {"mu": torch.zeros(32), "sigma": torch.eye(32), "n": 10, "extractor": "inception-v3-fid"}
+    with pytest.raises(ValueError, match="same extractor"):
+        metrics.score(xt, ref, metrics.ClassifierExtractor(classifier))
+
+
+def test_score_of_no_images_is_an_error(classifier):
+    ref = {"mu": torch.zeros(32), "sigma": torch.eye(32), "n": 10, "extractor": "cifar-classifier"}
+    with pytest.raises(ValueError, match="sample count of 0"):
+        metrics.score(iter([]), ref, metrics.ClassifierExtractor(classifier))
+
+
+# --- nearest neighbours ----------------------------------------------------------------------------
+
+def test_nearest_neighbours_known_answers():
+    # dataset: constant images of values 0..99, shuffled; the query's value is 50.3
+    g = torch.Generator().manual_seed(0)
+    values = torch.randperm(100, generator=g)
+    dataset = values.to(torch.uint8)[:, None, None, None].expand(100, 3, 32, 32).contiguous()
+    query = torch.full((1, 3, 32, 32), 50.3 / 127.5 - 1)
+    idx, dist = metrics.nearest_neighbours(query, dataset, k=3, batch_size=1, chunk_size=7)
+    assert values[idx[0]].tolist() == [50, 51, 49]
+    per_pixel = torch.tensor([0.3, 0.7, 1.3]) / 127.5
+    assert torch.allclose(dist[0], per_pixel * math.sqrt(3 * 32 * 32), rtol=1e-4)
+
+
+def test_nearest_neighbours_match_brute_force_and_find_near_copies():
+    g = torch.Generator().manual_seed(1)
+    dataset = torch.randint(0, 256, (300, 3, 8, 8), generator=g, dtype=torch.uint8)
+    queries = dataset[[5, 17, 200, 299]].clone()
+    queries[:, 0, 0, 0] ^= 1  # one pixel off by one level: the copy is still the nearest
+    idx, dist = metrics.nearest_neighbours(queries, dataset, k=4, batch_size=3, chunk_size=50)
+    assert idx[:, 0].tolist() == [5, 17, 200, 299]
+    assert torch.allclose(dist[:, 0], torch.full((4,), 1 / 127.5), rtol=1e-4)
+    flat = [cifar10.to_float(x).flatten(1).double() for x in (queries, dataset)]
+    brute = torch.cdist(*flat)
+    expected_d, expected_i = brute.topk(4, dim=1, largest=False)
+    assert torch.equal(idx, expected_i) and torch.allclose(dist.double(), expected_d, rtol=1e-5)
+
+
+def test_nearest_neighbours_reject_bad_input():
+    data = torch.zeros(5, 3, 8, 8, dtype=torch.uint8)
+    with pytest.raises(ValueError, match="larger than the dataset"):
+        metrics.nearest_neighbours(data[:1], data, k=6)
+    with pytest.raises(ValueError, match="one shape"):
+        metrics.nearest_neighbours(torch.zeros(1, 3, 4, 4), data)

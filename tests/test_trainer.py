@@ -1,0 +1,372 @@
+"""train_images: exact resume after a crash or Ctrl-C, atomic checkpoints, bad checkpoints, the learning
+rate schedule, the EMA, the metrics log and sample grids. Tiny nets on 3x32x32 so that a run takes
+a fraction of a second on one CPU thread."""
+import json
+import os
+import signal
+
+import pytest
+import torch
+from matplotlib.image import imread
+from torch import nn
+
+from ebmlib import checkpoint as ckpt
+from ebmlib.nets import image_batch
+from ebmlib.train import ema_decay, image_grid, learning_rate, save_grid, train_images, update_ema
+
+torch.set_num_threads(1)
+
+
+class TinyG(nn.Module):
+    """z (N, 8) -> (N, 3, 32, 32); batch norm, so that buffers must be restored too."""
+
+    def __init__(self, latent_dim=8, hidden=16):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.net = nn.Sequential(nn.Linear(latent_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(),
+                                 nn.Linear(hidden, 3 * 32 * 32), nn.Tanh())
+
+    def forward(self, z):
+        return self.net(z).view(-1, 3, 32, 32)
+
+
+class TinyD(nn.Module):
+    """(N, 3, 32, 32) -> (N,): a strided conv and a linear layer, both spectrally normalised
+    (their power-iteration vectors are state that a resume must restore)."""
+
+    def __init__(self, ch=4):
+        super().__init__()
+        sn = nn.utils.parametrizations.spectral_norm
+        self.conv = sn(nn.Conv2d(3, ch, 4, stride=4))
+        self.linear = sn(nn.Linear(ch * 8 * 8, 1))
+
+    def forward(self, x):
+        return self.linear(torch.relu(self.conv(image_batch(x))).flatten(1)).squeeze(1)
+
+
+class Data:
+    """Real batches from a seeded generator (the trainer saves and restores its state); ``crash_at``:
+    raise on that call, ``interrupt_at``: send this process SIGINT (Ctrl-C) on that call."""
+
+    def __init__(self, seed=7, crash_at=None, interrupt_at=None):
+        self.generator = torch.Generator().manual_seed(seed)
+        self.calls, self.crash_at, self.interrupt_at = 0, crash_at, interrupt_at
+
+    def __call__(self, n):
+        self.calls += 1
+        if self.calls == self.crash_at:
+            raise RuntimeError("simulated crash")
+        if self.calls == self.interrupt_at:
+            os.kill(os.getpid(), signal.SIGINT)
+        return torch.rand(n, 3, 32, 32, generator=self.generator) * 2 - 1
+
+
+def nets(seed=0, ch=4):
+    torch.manual_seed(seed)
+    return TinyG(), TinyD(ch)
+
+
+OPTIONS = dict(steps=9, n_dis=2, batch_size=8, ema=0.9, checkpoint_every=3, log_every=2, sample_every=4,
+               n_samples=16, lr_g=1e-3, lr_d=1e-3, progress=False)
+
+
+def train(out_dir, data=None, seed=0, init=0, **kw):
+    G, D = nets(init)
+    history = train_images(G, D, data or Data(), out_dir=out_dir, seed=seed, **{**OPTIONS, **kw})
+    return G, D, history
+
+
+def states(G, D, history):
+    """Every parameter and buffer of G, D and the EMA copy."""
+    out = {f"G.{k}": v for k, v in G.state_dict().items()}
+    out.update({f"D.{k}": v for k, v in D.state_dict().items()})
+    out.update({f"E.{k}": v for k, v in history["G_ema"].state_dict().items()})
+    return out
+
+
+def assert_identical(a, b):
+    assert a.keys() == b.keys()
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not different, f"differ: {different}"
+
+
+def log_steps(path):
+    return [json.loads(line)["step"] for line in path.read_text().splitlines()]
+
+
+# --- resume ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("loss", ["hinge", "wgan-gp"])
+def test_resume_after_a_crash_ends_bit_for_bit_where_an_uninterrupted_run_ends(tmp_path, loss):
+    G1, D1, h1 = train(tmp_path / "straight", loss=loss)
+
+    # a crash in step 5's second D update (data calls 2 per step): the last checkpoint is step 3's
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(tmp_path / "crashed", Data(crash_at=10), loss=loss)
+    assert ckpt.load(tmp_path / "crashed" / "checkpoint.pt")["step"] == 3
+    # resume with other initial weights and a fresh data source: everything comes from the checkpoint
+    G2, D2, h2 = train(tmp_path / "crashed", Data(), init=1, loss=loss)
+
+    assert h2["start_step"] == 3 and h1["start_step"] == 0
+    assert_identical(states(G1, D1, h1), states(G2, D2, h2))
+    for key in ("step", "d_loss", "g_loss", "lr_g", "lr_d"):
+        assert h1[key] == h2[key], key
+    # the log holds each step once: the crashed run's lines past the checkpoint were dropped
+    assert log_steps(tmp_path / "crashed" / "metrics.jsonl") == log_steps(tmp_path / "straight" / "metrics.jsonl")
+    assert h1["step"] == [2, 4, 6, 8, 9]
+
+
+def test_ctrl_c_saves_the_finished_step_and_resumes_exactly(tmp_path):
+    G1, D1, h1 = train(tmp_path / "straight")
+    # SIGINT during step 4 (data call 7): the step finishes, a checkpoint is written, KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt, match="step 4 of 9"):
+        train(tmp_path / "stopped", Data(interrupt_at=7))
+    assert ckpt.load(tmp_path / "stopped" / "checkpoint.pt")["step"] == 4  # not a multiple of checkpoint_every
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+    G2, D2, h2 = train(tmp_path / "stopped", Data(), init=1)
+    assert h2["start_step"] == 4
+    assert_identical(states(G1, D1, h1), states(G2, D2, h2))
+    assert h1["d_loss"] == h2["d_loss"] and h1["g_loss"] == h2["g_loss"]
+
+
+def test_a_finished_run_returns_at_once_and_resume_false_starts_afresh(tmp_path):
+    G1, D1, h1 = train(tmp_path)
+    G2, D2, h2 = train(tmp_path, Data(), init=1)  # the checkpoint is at step 9 of 9: nothing to do
+    assert h2["start_step"] == 9 and h2["step"] == h1["step"]
+    assert_identical(states(G1, D1, h1), states(G2, D2, h2))
+    G3, D3, h3 = train(tmp_path, Data(), init=0, resume=False)
+    assert h3["start_step"] == 0
+    assert_identical(states(G1, D1, h1), states(G3, D3, h3))  # same seed, same init: same run
+
+
+def test_same_seed_same_run_without_out_dir():
+    G1, D1, h1 = train(None)
+    G2, D2, h2 = train(None)
+    G3, D3, h3 = train(None, seed=1)
+    assert h1["checkpoint"] is None
+    assert_identical(states(G1, D1, h1), states(G2, D2, h2))
+    assert not torch.equal(G1.net[0].weight, G3.net[0].weight)
+    assert not G1.training and not D1.training
+
+
+def test_iterators_with_labels_work_as_data():
+    gen = torch.Generator().manual_seed(0)
+
+    def stream():
+        while True:
+            yield torch.rand(8, 3, 32, 32, generator=gen) * 2 - 1, torch.zeros(8, dtype=torch.long)
+
+    G, D = nets()
+    history = train_images(G, D, stream(), steps=3, n_dis=1, batch_size=8, ema=None, progress=False)
+    assert history["G_ema"] is None and history["step"] == [3]
+
+
+# --- checkpoint files ---------------------------------------------------------------------------------------
+
+def test_checkpoint_holds_everything_the_loop_needs(tmp_path):
+    train(tmp_path, steps=3)
+    state = ckpt.load(tmp_path / "checkpoint.pt")
+    assert {"G", "D", "G_ema", "opt_g", "opt_d", "step", "rng", "config", "history"} <= state.keys()
+    assert {"torch", "latent", "data"} <= state["rng"].keys() and state["rng"]["data"] is not None
+    assert state["config"]["G"] == "TinyG" and state["config"]["n_dis"] == 2 and state["config"]["loss"] == "hinge"
+    assert state["step"] == 3
+
+
+def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoint.pt"
+    ckpt.save({"format": ckpt.FORMAT, "value": torch.arange(3)}, path)
+    good = path.read_bytes()
+
+    def failing_save(obj, f, *args, **kwargs):
+        f.write(b"half a checkpoint")  # some bytes reach the temporary file, then the disk fills up
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(ckpt.torch, "save", failing_save)
+    with pytest.raises(OSError, match="No space"):
+        ckpt.save({"format": ckpt.FORMAT, "value": torch.arange(5)}, path)
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint.pt"]  # no temporary file left behind
+    assert path.read_bytes() == good  # the old checkpoint is untouched
+    assert torch.equal(ckpt.load(path)["value"], torch.arange(3))
+
+    def interrupted_save(obj, f, *args, **kwargs):
+        f.write(b"partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ckpt.torch, "save", interrupted_save)
+    with pytest.raises(KeyboardInterrupt):
+        ckpt.save({"format": ckpt.FORMAT}, path)
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint.pt"] and path.read_bytes() == good
+
+
+def test_a_failed_write_during_training_leaves_the_last_good_checkpoint(tmp_path, monkeypatch):
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(tmp_path, Data(crash_at=9))  # leaves step 3's checkpoint
+    good = (tmp_path / "checkpoint.pt").read_bytes()
+    real_save = ckpt.torch.save
+
+    def failing_save(obj, f, *args, **kwargs):
+        real_save(obj, f, *args, **kwargs)
+        f.truncate(100)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ckpt.torch, "save", failing_save)
+    with pytest.raises(OSError, match="disk full"):
+        train(tmp_path, Data())  # resumes at 3, fails writing step 6's checkpoint
+    assert (tmp_path / "checkpoint.pt").read_bytes() == good
+    assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
+
+
+def test_truncated_checkpoint_is_an_error_naming_the_file(tmp_path):
+    train(tmp_path, steps=3)
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ckpt.CheckpointError) as info:
+        train(tmp_path, Data(), steps=6)
+    assert str(path) in str(info.value) and "truncated" in str(info.value)
+
+
+def test_a_file_that_is_not_a_checkpoint_is_an_error(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"weights": torch.zeros(2)}, path)
+    with pytest.raises(ckpt.CheckpointError, match="not an ebmlib checkpoint"):
+        ckpt.load(path)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        ckpt.load(tmp_path / "missing.pt")
+
+
+def test_checkpoint_of_another_architecture_is_an_error_naming_what_differs(tmp_path):
+    train(tmp_path, steps=3)
+    G, D = TinyG(), TinyD(ch=6)  # D is wider than the one that wrote the checkpoint
+    before = [p.detach().clone() for p in list(G.parameters()) + list(D.parameters())]
+    with pytest.raises(ckpt.CheckpointError) as info:
+        train_images(G, D, Data(), out_dir=tmp_path, **{**OPTIONS, "steps": 6})
+    msg = str(info.value)
+    assert str(tmp_path / "checkpoint.pt") in msg and "D" in msg
+    assert "conv.parametrizations.weight.original: checkpoint (4, 3, 4, 4), network (6, 3, 4, 4)" in msg, msg
+    after = list(G.parameters()) + list(D.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(before, after))  # nothing half-loaded, G neither
+
+    class OtherG(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.latent_dim = 8
+            self.body = nn.Linear(8, 3 * 32 * 32)
+
+        def forward(self, z):
+            return torch.tanh(self.body(z)).view(-1, 3, 32, 32)
+
+    with pytest.raises(ckpt.CheckpointError) as info:
+        train_images(OtherG(), TinyD(), Data(), out_dir=tmp_path, **{**OPTIONS, "steps": 6})
+    msg = str(info.value)
+    assert "saved from TinyG, loading into OtherG" in msg and "missing body.weight" in msg, msg
+
+
+def test_resuming_with_other_settings_warns(tmp_path):
+    train(tmp_path, steps=3)
+    with pytest.warns(UserWarning, match="n_dis 2 -> 1"):
+        train(tmp_path, Data(), steps=4, n_dis=1)
+
+
+def test_load_generator_reads_the_ema_copy(tmp_path):
+    G, D, history = train(tmp_path, steps=3)
+    G_loaded = ckpt.load_generator(tmp_path / "checkpoint.pt", TinyG())
+    assert_identical(G_loaded.state_dict(), history["G_ema"].state_dict())
+    assert not G_loaded.training
+    G_raw = ckpt.load_generator(tmp_path / "checkpoint.pt", TinyG(), ema=False)
+    assert_identical(G_raw.state_dict(), G.state_dict())
+    D_loaded = ckpt.load_discriminator(tmp_path / "checkpoint.pt", TinyD())
+    assert_identical(D_loaded.state_dict(), D.state_dict())
+
+
+# --- schedule and EMA ---------------------------------------------------------------------------------------
+
+def test_learning_rate_is_a_linear_function_of_the_step():
+    assert learning_rate(0, 10, 2e-4) == pytest.approx(2e-4)
+    assert learning_rate(5, 10, 2e-4) == pytest.approx(1e-4)
+    assert learning_rate(9, 10, 2e-4) == pytest.approx(2e-5)
+    assert learning_rate(9, 10, 2e-4, decay="constant") == learning_rate(9, 10, 2e-4, decay=None) == 2e-4
+    with pytest.raises(ValueError, match="lr_decay"):
+        learning_rate(0, 10, 1e-3, decay="cosine")
+
+
+def test_the_loop_uses_the_scheduled_rates():
+    _, _, h = train(None, lr_g=1e-3, lr_d=3e-3)
+    # logged at steps 2, 4, 6, 8, 9: the rate of that step's update is base * (1 - (step - 1) / 9)
+    assert h["lr_g"] == pytest.approx([1e-3 * (1 - (s - 1) / 9) for s in h["step"]])
+    assert h["lr_d"] == pytest.approx([3e-3 * (1 - (s - 1) / 9) for s in h["step"]])
+    _, _, h = train(None, lr_decay="constant")
+    assert h["lr_g"] == [1e-3] * len(h["step"])
+
+
+def test_ema_update_math():
+    assert ema_decay(1, 0.9999) == pytest.approx(2 / 11)
+    assert ema_decay(80, 0.9999) == pytest.approx(0.9)
+    assert ema_decay(10 ** 6, 0.9999) == 0.9999
+    ema, model = nn.BatchNorm1d(3), nn.BatchNorm1d(3)
+    with torch.no_grad():
+        ema.weight.fill_(1.0), model.weight.fill_(3.0)
+        ema.bias.fill_(-1.0), model.bias.copy_(torch.tensor([1.0, 2.0, 3.0]))
+        model.running_mean.fill_(5.0)
+    update_ema(ema, model, 0.75)
+    assert torch.allclose(ema.weight, torch.full((3,), 0.75 * 1 + 0.25 * 3))
+    assert torch.allclose(ema.bias, 0.75 * -1 + 0.25 * torch.tensor([1.0, 2.0, 3.0]))
+    assert torch.equal(ema.running_mean, model.running_mean)  # buffers are copied, not averaged
+
+
+def test_the_loop_keeps_an_ema_of_g():
+    # one step: G_ema = d * G_0 + (1 - d) * G_1 with d = ema_decay(1, 0.9)
+    G0, _ = nets()
+    G, D = nets()
+    history = train_images(G, D, Data(), **{**OPTIONS, "steps": 1, "out_dir": None})
+    d = ema_decay(1, 0.9)
+    for p0, p1, pe in zip(G0.parameters(), G.parameters(), history["G_ema"].parameters()):
+        assert torch.allclose(pe, d * p0 + (1 - d) * p1, atol=1e-7)
+        assert not pe.requires_grad
+    assert not torch.equal(G0.net[0].weight, G.net[0].weight)
+
+
+# --- outputs --------------------------------------------------------------------------------------------------
+
+def test_metrics_log_and_sample_grids_are_written(tmp_path):
+    _, _, history = train(tmp_path)
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines] == history["step"] == [2, 4, 6, 8, 9]
+    assert {"step", "d_loss", "g_loss", "lr_g", "lr_d", "img_per_s", "seconds"} <= lines[0].keys()
+    assert all(line["img_per_s"] > 0 for line in lines)
+    assert [line["d_loss"] for line in lines] == history["d_loss"]
+    grids = sorted(os.listdir(tmp_path / "samples"))
+    assert grids == ["step_000004.png", "step_000008.png", "step_000009.png"]
+    image = imread(tmp_path / "samples" / "step_000009.png")
+    # 16 samples, 8 a row, 2-pixel gaps: 2 rows of 32 + 3 gaps, 8 columns of 32 + 9 gaps
+    assert image.shape[:2] == (2 * 34 + 2, 8 * 34 + 2)
+    assert history["checkpoint"] == tmp_path / "checkpoint.pt"
+
+
+def test_image_grid_places_each_image():
+    x = torch.stack([torch.full((3, 2, 2), v) for v in (-1.0, 0.0, 1.0)])
+    grid = image_grid(x, nrow=2, pad=1)
+    assert grid.shape == (2 * 3 + 1, 2 * 3 + 1, 3)
+    assert (grid[1:3, 1:3] == 0).all() and (grid[1:3, 4:6] == 128).all() and (grid[4:6, 1:3] == 255).all()
+    assert (grid[0] == 255).all()  # the padding is white
+
+
+def test_save_grid_writes_a_png(tmp_path):
+    path = save_grid(torch.zeros(4, 3, 8, 8), tmp_path / "sub" / "grid.png", nrow=2)
+    assert imread(path).shape[:2] == (2 * 10 + 2, 2 * 10 + 2)
+
+
+# --- bad input ---------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kw, match", [(dict(steps=0), "steps"), (dict(n_dis=0), "n_dis"), (dict(ema=1.5), "ema"),
+                                       (dict(lr_decay="cosine"), "lr_decay"), (dict(loss="wgan_gp"), "wgan-gp"),
+                                       (dict(lr_g=0), "lr_g"), (dict(checkpoint_every=0), "checkpoint_every")])
+def test_bad_arguments_are_value_errors(kw, match):
+    G, D = nets()
+    with pytest.raises(ValueError, match=match):
+        train_images(G, D, Data(), **{**OPTIONS, **kw})
+
+
+def test_batches_of_the_wrong_shape_are_a_value_error():
+    G, D = nets()
+    with pytest.raises(ValueError, match=r"\(8, C, H, W\).*\(4, 3, 32, 32\)"):
+        train_images(G, D, lambda n: torch.zeros(4, 3, 32, 32), **OPTIONS)
