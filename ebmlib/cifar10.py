@@ -362,6 +362,22 @@ class Batches:
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self._order, self._pos, self.epoch = None, 0, 0  # epoch: permutations used up so far
 
+    def state_dict(self):
+        """Where the stream stands: the generator's state, the current permutation and the position in it,
+        so that a resumed training run draws exactly the batches an uninterrupted one would."""
+        return {"generator": self.generator.get_state(), "epoch": self.epoch, "pos": self._pos,
+                "order": None if self._order is None else self._order.cpu()}
+
+    def load_state_dict(self, state):
+        """Restore what :meth:`state_dict` returned (the images themselves are not part of the state)."""
+        order = state["order"]
+        if order is not None and (order.numel() != self.images.shape[0] or state["pos"] > order.numel()):
+            raise ValueError(f"this batch state belongs to a data set of {order.numel()} images, not "
+                             f"{self.images.shape[0]}: resume with the same images")
+        self.generator.set_state(state["generator"])
+        self.epoch, self._pos = state["epoch"], state["pos"]
+        self._order = None if order is None else order.to(self.device)
+
     def __len__(self):
         """Full batches in one epoch (the tail of each permutation is dropped)."""
         return self.images.shape[0] // self.batch_size

@@ -337,3 +337,19 @@ def test_batches_stay_on_the_gpu():
     assert ((x == plain).flatten(1).all(1) ^ (x == plain.flip(-1)).flatten(1).all(1)).all()
     a, b = Batches(images, 8, device="cuda", seed=3), Batches(images, 8, device="cuda", seed=3)
     assert torch.equal(next(a), next(b))
+
+
+def test_batches_state_round_trip_continues_the_same_stream():
+    images = torch.randint(0, 256, (30, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    a = cifar10.Batches(images, 7, seed=2)
+    for _ in range(5):  # into the second epoch (4 batches an epoch)
+        next(a)
+    state = a.state_dict()
+    expected = [next(a) for _ in range(6)]
+    b = cifar10.Batches(images, 7, seed=123)
+    b.load_state_dict(state)
+    for want in expected:
+        torch.testing.assert_close(next(b), want, rtol=0, atol=0)
+    assert b.epoch == a.epoch
+    with pytest.raises(ValueError, match="same images"):
+        cifar10.Batches(images[:20], 7).load_state_dict(state)

@@ -11,6 +11,7 @@ from matplotlib.image import imread
 from torch import nn
 
 from ebmlib import checkpoint as ckpt
+from ebmlib import cifar10
 from ebmlib.nets import image_batch
 from ebmlib.train import ema_decay, image_grid, learning_rate, save_grid, train_images, update_ema
 
@@ -370,3 +371,29 @@ def test_batches_of_the_wrong_shape_are_a_value_error():
     G, D = nets()
     with pytest.raises(ValueError, match=r"\(8, C, H, W\).*\(4, 3, 32, 32\)"):
         train_images(G, D, lambda n: torch.zeros(4, 3, 32, 32), **OPTIONS)
+
+
+class CrashingBatches(cifar10.Batches):
+    """cifar10.Batches that raises on its ``crash_at``-th batch."""
+
+    def __init__(self, *args, crash_at=None, **kw):
+        super().__init__(*args, **kw)
+        self.calls, self.crash_at = 0, crash_at
+
+    def __next__(self):
+        self.calls += 1
+        if self.calls == self.crash_at:
+            raise RuntimeError("simulated crash")
+        return super().__next__()
+
+
+def test_resume_in_the_middle_of_an_epoch_of_real_batches_is_exact(tmp_path):
+    # 40 images in batches of 8: an epoch is 5 batches; 2 batches a step, so step 3's checkpoint falls
+    # in the middle of the second epoch, and the resumed run must continue that epoch's permutation
+    images = torch.randint(0, 256, (40, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
+    G1, D1, h1 = train(tmp_path / "straight", cifar10.Batches(images, 8, seed=5))
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(tmp_path / "crashed", CrashingBatches(images, 8, seed=5, crash_at=10))
+    G2, D2, h2 = train(tmp_path / "crashed", cifar10.Batches(images, 8, seed=99), init=1)
+    assert h2["start_step"] == 3
+    assert_identical(states(G1, D1, h1), states(G2, D2, h2))
