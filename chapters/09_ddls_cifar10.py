@@ -392,7 +392,9 @@ drs = ebmlib.sample("drs", G, d, n, seed=4, m_quantile=0.99,
                     **({} if not SMOKE else dict(burn_in=2000, batch_size=1000)))
 print(f"DRS: acceptance rate {drs.info['accept_rate']:.3f}, log M = {drs.info['log_m']:.2f} ({drs.seconds:.1f} s)")
 samples = {"generator": generator_out, "DRS": drs, "DDLS": ddls}
-scores = {kind: {name: pipeline.evaluate(out.x, data=DATA, tiny=SMOKE, extractor_module=ext)
+# the training split's statistics, once per extractor, shared by the three sample sets
+references = {kind: metrics.reference_stats(train_images, ext) for kind, ext in extractors.items()}
+scores = {kind: {name: pipeline.evaluate(out.x, extractor_module=ext, reference=references[kind])
                  for name, out in samples.items()}
           for kind, ext in extractors.items()}
 for kind, table in scores.items():

@@ -77,15 +77,16 @@ def _sample(args):
 
 
 def _evaluate(args):
-    from .metrics import describe
-    from .pipeline import evaluate, extractor, load_samples
+    from .metrics import describe, reference_stats
+    from .pipeline import evaluate, extractor, load_images, load_samples
 
     ext = extractor(args.features, data=args.data, tiny=args.tiny, device=args.device,
                     inception_weights=args.inception_weights, steps=args.classifier_steps)
+    reference = reference_stats(load_images(args.data, tiny=args.tiny)[0], ext)  # once for every sample file
     results = {}
     for path in args.samples:
         samples = load_samples(path)
-        scores = evaluate(samples["images"], data=args.data, tiny=args.tiny, extractor_module=ext)
+        scores = evaluate(samples["images"], extractor_module=ext, reference=reference)
         results[path] = {**scores, "sampler": samples["sampler"]}
         print(f"{path} ({samples['sampler']}): {describe(scores)}")
     if args.json:

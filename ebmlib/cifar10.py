@@ -331,8 +331,11 @@ def to_uint8(x):
 
 
 def flip_random(x, generator):
-    """Flip each image of a batch (B, C, H, W) left-right with probability 1/2, in one op on its device."""
-    flip = torch.rand(x.shape[0], device=x.device, generator=generator) < 0.5
+    """Flip each image of a batch (B, C, H, W) left-right with probability 1/2, in one op on its device.
+
+    The coin flips are drawn on ``generator``'s device (a CPU generator may drive a GPU batch)."""
+    device = generator.device if generator is not None else x.device
+    flip = (torch.rand(x.shape[0], device=device, generator=generator) < 0.5).to(x.device)
     return torch.where(flip[:, None, None, None], x.flip(-1), x)
 
 

@@ -70,9 +70,7 @@ def real_sampler(images, device=None):
 
     def draw(n, generator=None):
         idx = torch.randint(held.shape[0], (n,), generator=generator).to(device)
-        x = cifar10.to_float(held[idx])
-        flip = (torch.rand(n, generator=generator) < 0.5).to(device)
-        return torch.where(flip[:, None, None, None], x.flip(-1), x)
+        return cifar10.flip_random(cifar10.to_float(held[idx]), generator)
 
     return draw
 
@@ -199,10 +197,13 @@ def extractor(kind="classifier", data=None, tiny=False, device=None, steps=None,
     return metrics.ClassifierExtractor(model)
 
 
-def evaluate(samples, data=None, tiny=False, kind="classifier", device=None, extractor_module=None, **options):
+def evaluate(samples, data=None, tiny=False, kind="classifier", device=None, extractor_module=None, reference=None,
+             **options):
     """Score uint8 or float samples (N, 3, 32, 32) against CIFAR-10's training split with one extractor;
-    returns the ``ebmlib.metrics.score`` dict (every score with its sample counts)."""
+    returns the ``ebmlib.metrics.score`` dict (every score with its sample counts). ``reference``: the
+    training split's statistics under that extractor (``metrics.reference_stats``), computed here when
+    not given; pass them when scoring several sample sets, since they cost a pass over 50,000 images."""
     ext = extractor_module or extractor(kind, data=data, tiny=tiny, device=device, **options)
-    images, _ = load_images(data, tiny=tiny)
-    reference = metrics.reference_stats(images, ext)
+    if reference is None:
+        reference = metrics.reference_stats(load_images(data, tiny=tiny)[0], ext)
     return metrics.score(samples, reference, ext)

@@ -62,7 +62,7 @@ def _draws_on(device, generator):
     device, seeded from ``generator``, because drawing on the CPU and copying every step would cost a
     good part of each step; the same seed still gives the same chains on the same device."""
     if device.type == "cpu" or generator is None:
-        return generator if device.type == "cpu" else None
+        return generator
     seed = int(torch.randint(2 ** 62, (1,), generator=generator))
     return torch.Generator(device=device).manual_seed(seed)
 
@@ -107,7 +107,7 @@ def langevin(energy, z0, *, steps, step_size, noise_scale=1.0, mala=False, decay
     for step in range(1, steps + 1):
         if decay_every and step > 1 and (step - 1) % decay_every == 0:
             eps *= decay
-        noise = torch.randn(z.shape, generator=draws, dtype=z.dtype, device=draws.device if draws else z.device)
+        noise = torch.randn(z.shape, generator=draws, dtype=z.dtype, device=z.device)
         proposal = z - 0.5 * eps * grad + noise_scale * math.sqrt(eps) * noise
         e_new, grad_new = _energy_and_grad(energy, proposal)
         if not (torch.isfinite(e_new).all() and torch.isfinite(grad_new).all()):
@@ -118,7 +118,7 @@ def langevin(energy, z0, *, steps, step_size, noise_scale=1.0, mala=False, decay
                 return -((a - b + 0.5 * eps * grad_b) ** 2).sum(dim=1) / (2 * eps * noise_scale ** 2)
 
             log_alpha = (e - e_new) + log_q(z, proposal, grad_new) - log_q(proposal, z, grad)
-            u = torch.rand(len(z), generator=draws, device=draws.device if draws else z.device)
+            u = torch.rand(len(z), generator=draws, device=z.device)
             accept = torch.log(u) < log_alpha
             accepted += accept.float().mean().item()
             keep = accept[:, None]
@@ -253,11 +253,9 @@ def sample_ddls(G, d, n, *, generator=None, steps=200, step_size=0.01, noise_sca
     use_amp = amp and z.device.type == "cuda"
 
     def energy(v):
-        if not use_amp:
-            return latent_energy(v, G, d)
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            logits = check_logits(d(G(v)), len(v)).float()
-        return 0.5 * (v ** 2).sum(dim=1) - logits
+        # the latents and the prior term stay float32; only G and d run in bf16
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+            return latent_energy(v, G, d).float()
 
     zs, snaps, traces, rates = [], [], [], []
     for chunk in z.split(batch_size):

@@ -39,7 +39,7 @@ def train_pair(seed, dataset="grid25", train=None, nets=None, progress=None):
     train, nets = {**TRAIN, **(train or {})}, {**NETS, **(nets or {})}
     torch.manual_seed(seed)
     G = MLPGenerator(latent_dim=nets["latent_dim"], hidden=nets["hidden"], depth=nets["depth"])
-    D = MLPDiscriminator(hidden=nets.get("d_hidden", nets["hidden"]), depth=nets["depth"])
+    D = MLPDiscriminator(hidden=nets["d_hidden"], depth=nets["depth"])
     history = train_gan(G, D, toy.dataset(dataset), seed=seed, progress=progress, **train)
     return G, D, history
 
