@@ -301,8 +301,10 @@ print(inspect.signature(ebmlib.calibrate))
 # %% [markdown]
 # With `method="head"` it fits only an affine map $a\,d(x) + b$ of the frozen logit with the logistic
 # loss; with `method="finetune"` it trains a copy of the discriminator against samples of the frozen
-# generator, moving it towards the optimal discriminator of chapter 02. We use the settings of the
-# Table 1 experiments (`toy_table.CALIBRATION`), which fine-tune.
+# generator, moving it towards the optimal discriminator of chapter 02; with `method="residual"` it keeps
+# the discriminator frozen and fits a small correction $d(x) + r(x)$, which can carve the steep bowls
+# around narrow modes that a ReLU discriminator of this size only approximates (chapter 05 compares the
+# two). We use the settings of the Table 1 experiments (`toy_table.CALIBRATION`), which fit the residual.
 
 # %%
 train = None if not SMOKE else {"steps": 1000}

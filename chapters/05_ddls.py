@@ -31,6 +31,7 @@
 # %%
 # %config InlineBackend.figure_formats = ['png']
 import inspect
+import os
 
 import matplotlib.pyplot as plt
 import torch
@@ -75,12 +76,26 @@ print(inspect.getsource(ebmlib.latent_energy))
 # ## One trained pair, step by step
 #
 # We train an MLP GAN on the 25-Gaussian grid (means on $\{-2,\dots,2\}^2$, std 0.05) with the budget
-# that `ebmlib.toy_table` uses for Table 1: long enough to find every mode, short enough that the
-# generator still spreads mass on bridges between them. The discriminator is twice as wide as the
-# generator (256 units against 128): everything DDLS can do rests on $d$, and $d$ has to carve a steep
-# bowl around each of 25 narrow modes. Then we calibrate: the GAN's own discriminator lags behind its
-# generator, so a copy is fine-tuned with the logistic loss against the *frozen* generator, which brings
-# its logit towards $\log p_\text{data}/p_g$, the assumption of the theorem.
+# that `ebmlib.toy_table` uses for Table 1: 3,000 steps at a learning rate of $5\cdot10^{-4}$ (ReLU MLPs,
+# three hidden layers of 128 units, a 2-D latent space). After it the generator has found every mode
+# but puts only about half of its samples within four standard deviations of one: the rest lie on the
+# modes' flanks and on bridges between them. That is a clearly imperfect generator, like the paper's
+# (about 70% high-quality samples).
+#
+# Then we calibrate. The theorem assumes $d = \log p_\text{data}/p_g$ for *this* generator, and the
+# GAN's own discriminator is not that: it was trained against a moving generator, and it is a ReLU
+# network, a piecewise-linear function. The true log ratio around a mode of width 0.05 is a steep
+# quadratic bowl, falling by 8 nats between the centre and four standard deviations out; a ReLU net of
+# this size approximates such bowls with a few coarse facets, too sharp at the tip and too shallow on
+# the flanks. `ebmlib.calibrate(..., method="residual")` keeps $D$ frozen and fits a correction on top
+# of it with the logistic loss against the *frozen* generator,
+#
+# $$d(x) = D(x) + r(x), \qquad r(x) = \text{MLP}\big([\sin 2\pi Bx,\ \cos 2\pi Bx]\big),$$
+#
+# where $B$ holds random frequencies. Sinusoidal input features let a small network fit functions with
+# sharp curvature in a low-dimensional input space, which plain MLPs learn only slowly (their spectral
+# bias; Tancik et al., 2020). The correction starts at zero, so the calibration starts from the GAN's own
+# logit. The alternative, `method="finetune"`, retrains a copy of $D$ itself; we compare the two below.
 
 # %%
 train = None if not SMOKE else {"steps": 600}
@@ -88,6 +103,39 @@ calibration = {**toy_table.CALIBRATION, **({} if not SMOKE else {"steps": 300})}
 G, D, history = toy_table.train_pair(seed=0, train=train, progress=False)
 d = ebmlib.calibrate(D, G, toy.sample_grid25, seed=0, progress=False, **calibration)
 print(f"trained in {history['seconds']:.1f} s; final losses D {history['d_loss'][-1]:.3f}, G {history['g_loss'][-1]:.3f}")
+print("calibration:", calibration)
+
+# %% [markdown]
+# How much does the form of the calibration matter? DRS with $M$ at the maximum logit samples $p_t$
+# exactly (chapter 04), so the share of high-quality DRS samples is the *ceiling* of any sampler of
+# $p_t$: it measures $d$, not the sampler. We compute it for the residual calibration and for
+# fine-tuning $D$ itself with the same loss, twice the steps.
+
+# %%
+d_finetuned = ebmlib.calibrate(D, G, toy.sample_grid25, seed=0, progress=False, method="finetune",
+                               steps=2 * calibration["steps"], lr=1e-3, batch_size=calibration["batch_size"])
+n_ceiling = ebmlib.pick(10_000, 2_000)
+ceiling = {}
+for name, logit in [("fine-tuned D", d_finetuned), ("D + Fourier residual", d)]:
+    s = toy.mode_stats(ebmlib.sample("drs", G, logit, n_ceiling, seed=7, m_quantile=0.999).x)
+    ceiling[name] = s["hq_fraction"]
+    print(f"DRS with {name:21s}: modes {s['modes']:2d}/25  high quality {100 * s['hq_fraction']:5.1f}%  "
+          f"std {s['hq_std']:.3f}")
+if not SMOKE:
+    assert ceiling["D + Fourier residual"] >= ceiling["fine-tuned D"] + 0.01, ceiling
+    assert ceiling["D + Fourier residual"] >= 0.98, ceiling
+
+# %% [markdown]
+# With the fine-tuned ReLU discriminator several percent of $p_t$'s mass stays off the modes, on their
+# flanks; with the residual, well under 1%, and the spread of the high-quality samples matches the
+# data's 0.05. The residual is also the cheaper of the two: only the small correction trains.
+
+# %% [markdown]
+# Now DDLS. The chains start at the paper's step size, $\varepsilon = 0.01$, and halve it every 20 of their
+# 160 steps. The large early steps carry the chains off the bridges, where the latent energy is high and
+# fairly flat, and out of shallow side wells; the small late steps let them settle into the steep
+# bottoms of the modes' wells, where a step of 0.01 would mostly be rejected. Each proposal passes the
+# Metropolis test (MALA); the next section shows why.
 
 # %%
 n = ebmlib.pick(10_000, 2_000)
@@ -175,12 +223,13 @@ if not SMOKE:  # the smoke run's GAN is trained for a few hundred steps only: to
     assert gap < 0.03, f"DDLS (MALA) and DRS sample the same p_t, yet differ by {gap:.3f} in high-quality share"
 
 # %% [markdown]
-# MALA and DRS agree, as two samplers of one distribution should, and ULA at the same step keeps fewer
-# samples on the rarest modes. The distance the chains move is small: in 300 steps a chain refines its
+# MALA and DRS agree, as two samplers of one distribution should, and ULA with the same steps keeps fewer
+# samples on the rarest modes. The distance the chains move is small: in 160 steps a chain refines its
 # sample locally, out of a bridge and into the nearest mode's well, and rarely crosses to another mode.
 # The global balance between modes comes mostly from where the chains start, the prior, reweighted
-# inside each basin. That is enough here because the generator already covers every mode; it is also why
-# DDLS cannot bring back a mode the generator has lost (exercise 4).
+# inside each basin. That is enough here because the generator puts *some* mass near every mode, even
+# on the modes it makes too rarely to count as recovered: DDLS moves those near misses onto the mode. It
+# is also why DDLS cannot bring back a mode the generator has lost entirely (exercise 4).
 
 # %% [markdown]
 # ## Table 1
@@ -190,38 +239,38 @@ if not SMOKE:  # the smoke run's GAN is trained for a few hundred steps only: to
 # samples (within four standard deviations, 0.2, of the nearest mode's centre), and the standard
 # deviation of the high-quality samples around their centres. We add MH-GAN. Each method draws 10,000
 # samples from each of five independently trained and calibrated pairs; the table reports the mean and
-# standard deviation over the seeds. (The command line prints the same table:
-# `python -m ebmlib toy-table --seeds 5`.)
+# standard deviation over the seeds. (The command line prints the same table, with two more rows for a
+# WGAN, which chapter 06 explains: `python -m ebmlib toy-table --seeds 5`.) The five pairs are trained in
+# parallel, one process per CPU core.
 
 # %%
 if SMOKE:
     records = toy_table.table1(seeds=1, n_samples=2_000, train={"steps": 600}, calibration={"steps": 300},
-                               sampler_options={"mh": {"steps": 30}})
+                               sampler_options={"mh": {"steps": 30}}, wgan=False)
 else:
-    records = toy_table.table1(seeds=5, n_samples=10_000)
+    records = toy_table.table1(seeds=5, n_samples=10_000, wgan=False, workers=min(5, os.cpu_count() or 1))
 print(toy_table.format_table(records))
 row = {r["method"]: r for r in records}
 
 # %% [markdown]
 # The paper reports, for its generator / DRS / DDLS: 24.8 modes for all three, 70% / 90% / 98% high
-# quality. Two things to read in our table. First, DRS and MH-GAN are exact (or nearly exact) samplers of
-# $p_t$, so their row is the ceiling that any sampler of $p_t$ can reach with this $d$: it measures the
-# discriminator, not the sampler. Second, DDLS with the Metropolis correction comes within about a point
-# of that ceiling and keeps the modes it keeps, while raising the share of high-quality samples far
-# above the generator's. On this budget (3,000 GAN steps, 2,000 calibration steps, 2 CPU cores) the
-# ceiling sits near 97-98% rather than the paper's 98%+: the remaining low-quality mass lies on the
-# shoulders of the modes, 0.2-0.3 from a centre, where $d$ would have to fall by several nats over a
-# distance of one standard deviation. A wider discriminator or a longer calibration moves the ceiling up
-# (exercise 5).
+# quality. Three things to read in our table. First, DRS and MH-GAN are exact (or nearly exact) samplers
+# of $p_t$, so their row is the ceiling that any sampler of $p_t$ can reach with this $d$: it measures the
+# discriminator, not the sampler, and with the calibrated $d$ it sits above 99%. Second, DDLS with the
+# Metropolis correction comes within about a point of that ceiling, at least 98% on average, and keeps
+# every mode, starting from a generator with about half its samples off the modes. Third, the spread of
+# the high-quality samples: the generator's is too wide, and all three samplers of $p_t$ bring it to the
+# data's 0.05. Our DRS row is higher than the paper's 90% because our $d$ is calibrated with a residual
+# and our DRS uses a high quantile of the logits as $M$; the paper's DRS used the GAN's discriminator.
 
 # %%
 if SMOKE:
     assert row["ddls"]["hq_mean"] > row["generator"]["hq_mean"]
 else:
-    assert row["ddls"]["hq_mean"] >= row["generator"]["hq_mean"] + 0.05, (row["generator"], row["ddls"])
-    assert row["ddls"]["modes_mean"] >= row["drs"]["modes_mean"] - 0.4, (row["drs"], row["ddls"])
+    assert row["ddls"]["hq_mean"] >= row["generator"]["hq_mean"] + 0.2, (row["generator"], row["ddls"])
     assert abs(row["ddls"]["hq_mean"] - row["drs"]["hq_mean"]) < 0.02, (row["drs"], row["ddls"])
-    assert row["ddls"]["hq_mean"] >= 0.95 and row["ddls"]["modes_mean"] >= 24.0, row["ddls"]
+    # the paper's bar: at least 98% high-quality samples and no mode lost (24.8 of 25 on average)
+    assert row["ddls"]["hq_mean"] >= 0.98 and row["ddls"]["modes_mean"] >= 24.8, row["ddls"]
 
 # %% [markdown]
 # ## The swiss roll
@@ -270,8 +319,10 @@ assert dist_ddls.mean() < dist_gen.mean(), "DDLS should pull swiss-roll samples 
 #   the scale of its step and so drains the narrow wells of rarely generated modes; the Metropolis
 #   correction (MALA) keeps $p_t$ exactly invariant, and then DDLS, DRS and MH-GAN, which share a target,
 #   agree.
-# - On the 25-Gaussian grid DDLS keeps all modes and raises the share of high-quality samples well
-#   above the generator's.
+# - On the 25-Gaussian grid DDLS keeps all modes and raises the share of high-quality samples from
+#   about half to at least 98%, within a point of the exact samplers, as in the paper's Table 1.
+# - That takes a discriminator that really is a log density ratio: calibrated against the frozen
+#   generator, with a correction that lets it express the steep bowls of narrow modes.
 #
 # ## Exercises
 #
@@ -283,6 +334,8 @@ assert dist_ddls.mean() < dist_gen.mean(), "DDLS should pull swiss-roll samples 
 #    high-quality samples against the step, with and without the MALA correction.
 # 4. DDLS cannot create mass where the generator puts none. Train a pair for fewer steps so that a mode
 #    is missing, and check that no sampler in Table 1 recovers it.
-# 5. Move the ceiling: train a pair with a wider discriminator (`toy_table.train_pair(0, nets={"d_hidden":
-#    512})`) or calibrate for 5,000 steps, and rerun DRS and DDLS. Which of the two buys more
-#    high-quality mass per CPU second?
+# 5. Move the ceiling without the residual: fine-tune $D$ (`method="finetune"`) with a wider
+#    discriminator (`toy_table.train_pair(0, nets={"d_hidden": 512})`) or for 5,000 steps, and rerun
+#    DRS and DDLS. How close to the residual's ceiling does each get, and at what cost in CPU seconds?
+#    What does the residual's frequency scale (`residual={"scale": ...}`) do to DRS and to DDLS, and
+#    why might an oscillating correction hurt a local sampler more than a global one?

@@ -24,8 +24,9 @@ def pick(full, small):
 from . import energy, losses, nets, plot, samplers, toy, train  # noqa: E402
 from .energy import calibrate, latent_energy  # noqa: E402
 from .samplers import LangevinDivergence, langevin, sample  # noqa: E402
+from . import wasserstein  # noqa: E402
 
 __all__ = [
     "smoke", "pick", "energy", "losses", "nets", "plot", "samplers", "toy", "train",
-    "calibrate", "latent_energy", "langevin", "sample", "LangevinDivergence",
+    "calibrate", "latent_energy", "langevin", "sample", "LangevinDivergence", "wasserstein",
 ]

@@ -1,4 +1,5 @@
-"""Networks. The 2-D world uses small MLPs: a generator z -> x and a discriminator x -> logit."""
+"""Networks. The 2-D world uses small MLPs: a generator z -> x and a discriminator x -> logit; images use
+the SN-GAN nets; EBGAN uses autoencoder discriminators x -> energy (MLP and conv, at the end)."""
 import torch
 from torch import nn
 
@@ -35,14 +36,22 @@ class MLPDiscriminator(nn.Module):
     ``activation`` names the hidden nonlinearity ('leaky_relu', 'relu', 'silu', 'elu'). A smooth one
     (SiLU) lets d bend into the quadratic bowls that a log density ratio of Gaussians has; a
     piecewise-linear d can only approximate them with facets.
+
+    ``spectral_norm=True`` wraps every Linear layer in spectral normalisation (each weight divided by
+    a power-iteration estimate of its largest singular value, refined once per forward pass in training
+    mode). With 1-Lipschitz activations (all of the above) d is then at most 1-Lipschitz: a WGAN critic.
     """
 
-    def __init__(self, in_dim=2, hidden=128, depth=3, activation="leaky_relu"):
+    def __init__(self, in_dim=2, hidden=128, depth=3, activation="leaky_relu", spectral_norm=False):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
         self.in_dim = in_dim
         self.net = _mlp(in_dim, 1, hidden, depth, ACTIVATIONS[activation])
+        if spectral_norm:
+            for i, layer in enumerate(self.net):
+                if isinstance(layer, nn.Linear):
+                    self.net[i] = _sn(layer)
 
     def forward(self, x):
         return self.net(last_dim(x, self.in_dim, "discriminator input x")).squeeze(-1)
@@ -244,3 +253,97 @@ def spectral_norm_layers(module: nn.Module):
     return [(name, m) for name, m in module.named_modules()
             if parametrize.is_parametrized(m, "weight")
             and any(type(p).__name__ == "_SpectralNorm" for p in m.parametrizations.weight)]
+
+
+# --- autoencoder discriminators (EBGAN, Zhao et al. 2016) -------------------------------------------
+#
+# D(x) is the reconstruction error of an autoencoder: an energy >= 0, low where D has learned to
+# reconstruct (the data), high elsewhere. ``embed(x)`` returns the encoder's output, which the
+# pulling-away term of ``ebmlib.losses.EBGANPT`` reads. No batch norm: each sample's energy depends on
+# that sample alone (real and fake go through D as one batch in the training loops).
+
+ENERGIES = ("mean", "sum")
+
+
+def reconstruction_energy(x, x_hat, energy="mean"):
+    """Squared reconstruction error per sample: x, x_hat (N, ...) -> (N,), in float32.
+
+    ``energy='mean'``: the mean over the coordinates (pixels x channels), ``||x - x_hat||^2 / D``, the
+    usual "MSE", whose scale does not depend on the input's size; ``'sum'``: ``||x - x_hat||^2``, D times
+    larger. EBGAN's paper writes the energy as the norm of the residual; margins are in the energy's
+    units, so pick the margin for the normalisation you use.
+    """
+    if energy not in ENERGIES:
+        raise ValueError(f"energy must be one of {ENERGIES}, got {energy!r}")
+    if x.shape != x_hat.shape:
+        raise ValueError(f"x and its reconstruction must have the same shape, got {tuple(x.shape)} and "
+                         f"{tuple(x_hat.shape)}")
+    sq = (x.float() - x_hat.float()).pow(2).flatten(1)
+    return sq.mean(dim=1) if energy == "mean" else sq.sum(dim=1)
+
+
+class MLPAutoencoder(nn.Module):
+    """EBGAN discriminator for vectors: energy D(x) = reconstruction error, (N, in_dim) -> (N,) >= 0.
+
+    Encoder: ``depth`` hidden layers of ``hidden`` units, then linear to ``code_dim`` (the embedding,
+    no activation); the decoder mirrors it back to ``in_dim``. ``energy``: 'mean' (squared error averaged
+    over the ``in_dim`` coordinates) or 'sum' (summed), see ``reconstruction_energy``. ``depth=0`` makes
+    both halves single linear maps.
+    """
+
+    def __init__(self, in_dim=2, hidden=128, depth=2, code_dim=16, activation="leaky_relu", energy="mean"):
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
+        if energy not in ENERGIES:
+            raise ValueError(f"energy must be one of {ENERGIES}, got {energy!r}")
+        self.in_dim, self.code_dim, self.energy = in_dim, code_dim, energy
+        self.encoder = _mlp(in_dim, code_dim, hidden, depth, ACTIVATIONS[activation])
+        self.decoder = _mlp(code_dim, in_dim, hidden, depth, ACTIVATIONS[activation])
+
+    def embed(self, x):
+        """The encoder's output, (N, in_dim) -> (N, code_dim)."""
+        return self.encoder(last_dim(x, self.in_dim, "autoencoder input x"))
+
+    def reconstruct(self, x):
+        """Decoder(encoder(x)), (N, in_dim) -> (N, in_dim)."""
+        return self.decoder(self.embed(x))
+
+    def forward(self, x):
+        return reconstruction_energy(x, self.reconstruct(x), self.energy)
+
+
+class ConvAutoencoder(nn.Module):
+    """EBGAN discriminator for 32x32 RGB images in [-1, 1]: (N, 3, 32, 32) -> energies (N,) >= 0.
+
+    Encoder: three 4x4 stride-2 convs (3 -> ch -> 2ch -> 4ch channels, 32 -> 16 -> 8 -> 4 pixels),
+    LeakyReLU 0.2 after each, then linear from the 4x4x(4 ch) features to ``code_dim`` (the embedding).
+    The decoder mirrors it: linear, three 4x4 stride-2 transposed convs back to 3 channels at 32x32, with
+    a linear output (no tanh, so a perfect reconstruction is possible). ``energy``: 'mean' (squared error
+    averaged over the 3072 pixel values) or 'sum' (summed), see ``reconstruction_energy``.
+    """
+
+    def __init__(self, ch=64, code_dim=128, energy="mean"):
+        super().__init__()
+        if energy not in ENERGIES:
+            raise ValueError(f"energy must be one of {ENERGIES}, got {energy!r}")
+        self.ch, self.code_dim, self.energy, self.in_shape = ch, code_dim, energy, IMAGE_SHAPE
+        act = lambda: nn.LeakyReLU(0.2)  # noqa: E731
+        self.encoder = nn.Sequential(
+            nn.Conv2d(3, ch, 4, 2, 1), act(), nn.Conv2d(ch, 2 * ch, 4, 2, 1), act(),
+            nn.Conv2d(2 * ch, 4 * ch, 4, 2, 1), act(), nn.Flatten(), nn.Linear(4 * 4 * 4 * ch, code_dim))
+        self.decoder = nn.Sequential(
+            nn.Linear(code_dim, 4 * 4 * 4 * ch), act(), nn.Unflatten(1, (4 * ch, 4, 4)),
+            nn.ConvTranspose2d(4 * ch, 2 * ch, 4, 2, 1), act(), nn.ConvTranspose2d(2 * ch, ch, 4, 2, 1), act(),
+            nn.ConvTranspose2d(ch, 3, 4, 2, 1))
+
+    def embed(self, x):
+        """The encoder's output, (N, 3, 32, 32) -> (N, code_dim)."""
+        return self.encoder(image_batch(x, self.in_shape, "autoencoder input x"))
+
+    def reconstruct(self, x):
+        """Decoder(encoder(x)), (N, 3, 32, 32) -> (N, 3, 32, 32)."""
+        return self.decoder(self.embed(x))
+
+    def forward(self, x):
+        return reconstruction_energy(x, self.reconstruct(x), self.energy)

@@ -103,6 +103,16 @@ class Mixture1D:
                 - self.stds.log() - 0.5 * math.log(2 * math.pi) + self.weights.log())
         return torch.logsumexp(comp, dim=-1)
 
+    def cdf(self, x):
+        """The distribution function P(X <= x) at x, any shape; same shape as x (float64 in, float64 out)."""
+        x = torch.as_tensor(x)
+        dtype = x.dtype if x.dtype == torch.float64 else torch.float32
+        x = x.to(dtype)
+        if x.dim() > 0 and x.shape[-1] == 1:
+            x = x.squeeze(-1)
+        means, stds, weights = (t.to(dtype) for t in (self.means, self.stds, self.weights))
+        return (weights * torch.special.ndtr((x[..., None] - means) / stds)).sum(-1)
+
     def sample(self, n, generator=None):
         """n samples, shape (n, 1)."""
         idx = torch.multinomial(self.weights, n, replacement=True, generator=generator)

@@ -16,7 +16,7 @@ from tqdm import tqdm
 from . import checkpoint as ckpt
 from . import smoke
 from ._checks import positive_float, positive_int
-from .losses import NonSaturating, get_loss
+from .losses import get_loss
 
 
 def show_progress(progress):
@@ -30,19 +30,34 @@ def _split(out, n_real):
     return out[:n_real], out[n_real:]
 
 
+def _check_lipschitz(loss, penalty, D):
+    """A Wasserstein loss without a penalty needs a spectrally normalised D, else the critic diverges."""
+    from .losses import Wasserstein
+    from .nets import spectral_norm_layers
+
+    if isinstance(loss, Wasserstein) and penalty is None and not spectral_norm_layers(D):
+        raise ValueError(f"loss {getattr(loss, 'name', loss)!r} needs a Lipschitz critic: use 'wgan-gp' (gradient "
+                         "penalty) or a spectrally normalised D (MLPDiscriminator(spectral_norm=True))")
+
+
 def train_gan(G, D, sample_data, *, steps, batch_size=256, loss="ns", n_dis=1, lr_g=1e-4, lr_d=1e-4,
               betas=(0.5, 0.999), seed=0, progress=None, log_every=50):
     """Train G and D in place by alternating Adam steps; returns the loss history.
 
     ``sample_data(n, generator) -> (n, dim)`` draws real data; ``steps`` counts generator updates,
     each preceded by ``n_dis`` discriminator updates. ``loss`` is a name from ``ebmlib.losses``
-    or a loss object. Deterministic for a given ``seed`` on the CPU.
+    or a loss object. Deterministic for a given ``seed`` on the CPU. The Wasserstein losses are
+    accepted for a Lipschitz critic: 'wgan-gp' (its ``penalty(D, real, fake, generator)`` is added to
+    every D loss) or 'wgan' with a spectrally normalised D (``MLPDiscriminator(spectral_norm=True)``).
+    A loss with ``generator_penalty(D, fake)`` (EBGAN-PT's pulling-away term) has it added to every G loss.
 
     Returns a dict of lists: ``step``, ``d_loss``, ``g_loss`` (every ``log_every`` steps), and
     ``seconds`` (float).
     """
     positive_int(steps, "steps"), positive_int(batch_size, "batch_size"), positive_int(n_dis, "n_dis")
-    loss = get_loss(loss)
+    loss = get_loss(loss, wasserstein=True)
+    penalty = getattr(loss, "penalty", None)
+    _check_lipschitz(loss, penalty, D)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     opt_g = torch.optim.Adam(G.parameters(), lr=lr_g, betas=betas)
@@ -56,10 +71,15 @@ def train_gan(G, D, sample_data, *, steps, batch_size=256, loss="ns", n_dis=1, l
             with torch.no_grad():
                 fake = G(torch.randn(batch_size, G.latent_dim, generator=gen))
             d_loss = loss.discriminator(*_split(D(torch.cat([real, fake])), len(real)))
+            if penalty is not None:  # WGAN-GP: the gradient penalty on interpolates of real and fake
+                d_loss = d_loss + penalty(D, real, fake, generator=gen)
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             opt_d.step()
-        g_loss = loss.generator(D(G(torch.randn(batch_size, G.latent_dim, generator=gen))))
+        fake = G(torch.randn(batch_size, G.latent_dim, generator=gen))
+        g_loss = loss.generator(D(fake))
+        if hasattr(loss, "generator_penalty"):  # EBGAN-PT: the pulling-away term on D's embeddings
+            g_loss = g_loss + loss.generator_penalty(D, fake)
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()
@@ -73,35 +93,50 @@ def train_gan(G, D, sample_data, *, steps, batch_size=256, loss="ns", n_dis=1, l
 
 
 def train_discriminator(D, sample_real, sample_fake, *, steps, batch_size=256, lr=1e-3, betas=(0.9, 0.999),
-                        lr_decay=False, seed=0, progress=None, log_every=50):
-    """Train D alone with the logistic loss: real (label 1) against fake (label 0), in place.
+                        lr_decay=False, seed=0, progress=None, log_every=50, loss="ns"):
+    """Train D alone against a fixed fake distribution, in place; by default with the logistic loss.
 
-    ``sample_real(n, generator)`` and ``sample_fake(n, generator)`` return (n, dim) tensors.
-    The minimiser is the optimal discriminator, whose logit is log p_real(x) / p_fake(x).
-    ``lr_decay=True`` lowers the learning rate linearly to 0 over the steps, which quiets the
-    noise of the last updates (a sharper, steadier ratio estimate). Returns a dict of lists ``step``, ``loss`` and ``seconds``.
+    ``sample_real(n, generator)`` and ``sample_fake(n, generator)`` return (n, dim) tensors of one shape.
+    With the logistic loss the minimiser is the optimal discriminator, whose logit is
+    log p_real(x) / p_fake(x). ``loss``: another D loss of ``ebmlib.losses`` (a name or an object), e.g.
+    'ebgan' for an energy D trained with the margin loss (chapter 07) or 'wgan-gp' for a critic (chapter
+    06); a loss's ``penalty(D, real, fake, generator)`` is added to every D loss, and a Wasserstein loss
+    without one needs a spectrally normalised D.
+    ``lr_decay=True`` lowers the learning rate linearly to 0 over the steps, which quiets the noise of
+    the last updates (a sharper, steadier estimate).
+    Returns a dict: lists ``step``, ``loss`` (with the penalty) and ``gap`` (the batch's mean D output on
+    real minus that on fake), every ``log_every`` steps; ``seconds``.
     """
     positive_int(steps, "steps"), positive_int(batch_size, "batch_size"), positive_float(lr, "lr")
+    d_loss_fn = get_loss(loss, wasserstein=True)
+    penalty = getattr(d_loss_fn, "penalty", None)
+    _check_lipschitz(d_loss_fn, penalty, D)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     params = [p for p in D.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=lr, betas=betas)
     schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1 - i / steps if lr_decay else 1.0)
-    logistic = NonSaturating()
-    history = {"step": [], "loss": []}
+    history = {"step": [], "loss": [], "gap": []}
     start = time.perf_counter()
     D.train()
     for step in tqdm(range(1, steps + 1), disable=not show_progress(progress), desc="train D", leave=False):
         with torch.no_grad():
             real, fake = sample_real(batch_size, gen), sample_fake(batch_size, gen)
-        loss = logistic.discriminator(*_split(D(torch.cat([real, fake])), len(real)))
+        if real.shape != fake.shape:
+            raise ValueError(f"real and fake batches must have the same shape, got {tuple(real.shape)} and "
+                             f"{tuple(fake.shape)}")
+        real_out, fake_out = _split(D(torch.cat([real, fake])), len(real))
+        d_loss = d_loss_fn.discriminator(real_out, fake_out)
+        if penalty is not None:
+            d_loss = d_loss + penalty(D, real, fake, generator=gen)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        d_loss.backward()
         opt.step()
         schedule.step()
         if step % log_every == 0 or step == steps:
             history["step"].append(step)
-            history["loss"].append(loss.item())
+            history["loss"].append(d_loss.item())
+            history["gap"].append((real_out.mean() - fake_out.mean()).item())
     D.eval()
     history["seconds"] = time.perf_counter() - start
     return history
@@ -301,8 +336,9 @@ def train_images(G, D, batches, *, steps, n_dis=5, loss="hinge", lr_g=2e-4, lr_d
     state must be in the checkpoint: give it ``state_dict()``/``load_state_dict()``, or a
     ``generator`` attribute (a ``torch.Generator`` it draws from); a bound method's object counts.
 
-    ``loss``: 'hinge' (default, SN-GAN), 'ns', 'vanilla', 'wgan', 'wgan-gp' or a loss object; when the
-    loss has ``penalty(D, real, fake, generator=None)`` it is added to every D loss. Real and fake go
+    ``loss``: 'hinge' (default, SN-GAN), 'ns', 'vanilla', 'wgan', 'wgan-gp', 'ebgan', 'ebgan-pt' or a loss
+    object; when the loss has ``penalty(D, real, fake, generator=None)`` it is added to every D loss, and
+    ``generator_penalty(D, fake)`` (EBGAN-PT) to every G loss. Real and fake go
     through D as one batch (one forward pass, one spectral-norm power iteration); a D with batch
     norm would see them mixed. Adam with ``betas`` at ``learning_rate(step, steps, lr, lr_decay)``.
     ``ema``: decay of an exponential moving average of G's weights (``ema_decay`` warms it up), or None.
@@ -437,7 +473,10 @@ def _generator_step(G, D, loss, opt_g, d_params, batch_size, gen, autocast, devi
         p.requires_grad_(False)
     try:
         with autocast():
-            g_loss = loss.generator(D(G(z)).float())
+            fake = G(z)
+            g_loss = loss.generator(D(fake).float())
+            if hasattr(loss, "generator_penalty"):  # EBGAN-PT: the pulling-away term on D's embeddings
+                g_loss = g_loss + loss.generator_penalty(D, fake).float()
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()

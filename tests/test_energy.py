@@ -5,7 +5,7 @@ import torch
 from helpers import AffineLogit, Identity, Linear, QuadLogit, gaussian
 
 import ebmlib
-from ebmlib.energy import CalibratedLogit, log_standard_normal
+from ebmlib.energy import CalibratedLogit, ResidualLogit, log_standard_normal
 from ebmlib.losses import NonSaturating
 from ebmlib.nets import MLPDiscriminator, MLPGenerator
 
@@ -62,10 +62,10 @@ def test_latent_energy_wrong_shape_names_expected_and_given(z):
 REAL = gaussian(1.0, 1.0)
 
 
-def logistic_loss(model, n=20_000, seed=999):
+def logistic_loss(model, real_sampler=REAL, n=20_000, seed=999):
     """The logistic loss of real vs G samples on fresh draws (standard error about 0.005)."""
     gen = torch.Generator().manual_seed(seed)
-    real, fake = REAL(n, gen), torch.randn(n, 1, generator=gen)
+    real, fake = real_sampler(n, gen), torch.randn(n, 1, generator=gen)
     with torch.no_grad():
         return NonSaturating().discriminator(model(real), model(fake)).item()
 
@@ -176,3 +176,48 @@ def test_latent_energy_rejects_or_squeezes_logits_of_shape_n_by_1():
     else:
         assert e.shape == (6,), f"latent_energy returned shape {tuple(e.shape)} for 6 latents"
         assert torch.allclose(e, expected)
+
+
+# ---- the residual calibration: d + a Fourier-feature correction --------------------------------------
+
+NARROW = gaussian(0.0, 0.3)  # real N(0, 0.3^2) against fake N(0, 1): log ratio = log(1/0.3) - x^2 (1/0.18 - 1/2)
+
+
+def exact_narrow_ratio(x):
+    return torch.log(torch.tensor(1 / 0.3)) - x[:, 0] ** 2 * (1 / 0.18 - 0.5)
+
+
+def test_residual_logit_starts_as_d_and_keeps_d_frozen():
+    d = AffineLogit(2.0, -1.0)
+    res = ResidualLogit(d, dim=1, seed=0)
+    x = torch.linspace(-3, 3, 13)[:, None]
+    with torch.no_grad():
+        assert torch.equal(res(x), d(x))  # the correction's last layer starts at zero
+    assert not any(p.requires_grad for p in res.d.parameters())
+    assert all(p.requires_grad for p in res.r.parameters())
+    res.train()
+    assert res.training and not res.d.training
+    with pytest.raises(ValueError, match="x"):
+        res(torch.zeros(4, 2))
+
+
+def test_calibrate_residual_learns_a_bowl_that_an_affine_head_cannot():
+    # d = 0 everywhere: a head a*d+b can only fit a constant; the residual must carve the quadratic bowl
+    d = AffineLogit(0.0, 0.0)
+    state, flags = snapshot(d)
+    head = ebmlib.calibrate(d, Identity(1), NARROW, method="head", steps=300, batch_size=512, seed=0)
+    res = ebmlib.calibrate(d, Identity(1), NARROW, method="residual", steps=600, batch_size=512, seed=0)
+    assert isinstance(res, ResidualLogit) and not res.training
+    loss_head, loss_res, loss_opt = (logistic_loss(m, NARROW) for m in (head, res, exact_narrow_ratio))
+    assert loss_res < loss_head - 0.2, (loss_head, loss_res)
+    assert loss_res == pytest.approx(loss_opt, abs=0.03), (loss_res, loss_opt)
+    x = torch.linspace(-1, 1, 21)[:, None]  # where both densities have mass
+    with torch.no_grad():
+        err = (res(x) - exact_narrow_ratio(x)).abs()
+    assert err.mean() < 0.3, err
+    new_state, new_flags = snapshot(d)
+    assert new_flags == flags and all(torch.equal(v, new_state[k]) for k, v in state.items())
+    # DDLS needs the gradient with respect to x through both terms
+    x = torch.full((2, 1), 0.5, requires_grad=True)
+    (g,) = torch.autograd.grad(res(x).sum(), x)
+    assert torch.isfinite(g).all() and (g < 0).all()  # the bowl falls away from 0

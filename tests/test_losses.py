@@ -88,7 +88,7 @@ def test_get_loss_by_name_and_object():
     assert isinstance(get_loss("hinge"), Hinge)
     obj = Hinge()
     assert get_loss(obj) is obj
-    assert set(losses.LOSSES) == {"ns", "vanilla", "hinge"}
+    assert set(losses.LOSSES) == {"ns", "vanilla", "hinge", "ebgan", "ebgan-pt"}
 
 
 @pytest.mark.parametrize("name", ["wgan", "NS", "", "hinge "])

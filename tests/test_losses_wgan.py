@@ -106,12 +106,12 @@ def test_gradient_penalty_shape_mismatch_is_a_value_error():
 
 def test_get_loss_hands_out_wasserstein_losses_on_request():
     with pytest.raises(ValueError, match="wasserstein=True"):
-        get_loss("wgan")  # plain loops (train_gan) apply no Lipschitz constraint
+        get_loss("wgan")  # without the flag, get_loss hands out only losses that need no Lipschitz critic
     assert isinstance(get_loss("wgan", wasserstein=True), Wasserstein)
     gp = get_loss("wgan-gp", wasserstein=True)
     assert isinstance(gp, WassersteinGP) and gp.penalty_weight == 10.0
     assert isinstance(get_loss("hinge", wasserstein=True), losses.Hinge)
-    assert set(losses.LOSSES) == {"ns", "vanilla", "hinge"}
+    assert set(losses.LOSSES) == {"ns", "vanilla", "hinge", "ebgan", "ebgan-pt"}
     assert set(losses.WASSERSTEIN_LOSSES) == {"wgan", "wgan-gp"}
     with pytest.raises(ValueError, match="wgan-gp"):
         get_loss("wgan_gp", wasserstein=True)
