@@ -172,7 +172,8 @@ for name, sample_fake, store in (("q = p", toy.sample_grid25, D_eq), ("q = 15 mo
     with torch.no_grad():
         start = D(toy.sample_grid25(5000, torch.Generator().manual_seed(2))).mean().item()
     log = train_discriminator(D, toy.sample_grid25, sample_fake, steps=STEPS_D, batch_size=256, lr=LR_D,
-                              lr_decay=True, loss=margin_loss, seed=0, log_every=max(STEPS_D // 10, 1))
+                              lr_decay=True, loss=margin_loss, seed=0, log_every=max(STEPS_D // 10, 1),
+                              progress=False)
     value, real_energy = game_value(D, sample_fake)
     store.update(D=D, log=log, value=value, real_energy=real_energy, start=start)
     print(f"{name:13s} untrained mean energy on the data {start:.3f}; after {STEPS_D} steps "
@@ -277,7 +278,7 @@ for seed in SEEDS:
         torch.manual_seed(seed)  # the same initial weights for both variants
         G = nets.MLPGenerator(latent_dim=2, hidden=128, depth=3)
         D = nets.MLPAutoencoder(in_dim=2, hidden=128, depth=2, code_dim=16, energy="mean")
-        history = train_gan(G, D, toy.sample_grid25, loss=loss, seed=seed, **GAME)
+        history = train_gan(G, D, toy.sample_grid25, loss=loss, seed=seed, progress=False, **GAME)
         with torch.no_grad():
             x = G(torch.randn(10_000, 2, generator=torch.Generator().manual_seed(1000 + seed)))
         stats = toy.mode_stats(x)
@@ -383,7 +384,7 @@ print(f"untrained D: mean energy of real images {start_energy:.3f}, mean of x^2 
 log_img = train_images(G_img, D_img, cifar10.Batches(images, IMG["batch_size"], device=DEVICE, seed=0),
                        steps=IMG["steps"], n_dis=1, loss=image_loss, lr_g=2e-4, lr_d=1e-3, betas=(0.5, 0.999),
                        lr_decay="constant", ema=None, batch_size=IMG["batch_size"], device=DEVICE,
-                       log_every=max(IMG["steps"] // 20, 1))
+                       log_every=max(IMG["steps"] // 20, 1), progress=False)
 print(f"trained in {log_img['seconds']:.0f} s; D loss {log_img['d_loss'][0]:.3f} -> {log_img['d_loss'][-1]:.3f}, "
       f"G loss {log_img['g_loss'][0]:.3f} -> {log_img['g_loss'][-1]:.3f}")
 
