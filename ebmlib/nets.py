@@ -282,7 +282,19 @@ def reconstruction_energy(x, x_hat, energy="mean"):
     return sq.mean(dim=1) if energy == "mean" else sq.sum(dim=1)
 
 
-class MLPAutoencoder(nn.Module):
+class _Autoencoder(nn.Module):
+    """What the autoencoder discriminators share: subclasses set ``encoder``, ``decoder``, ``energy`` and
+    ``embed``; the energy of x is the error of reconstructing it from its embedding."""
+
+    def reconstruct(self, x):
+        """Decoder(encoder(x)): the same shape as x."""
+        return self.decoder(self.embed(x))
+
+    def forward(self, x):
+        return reconstruction_energy(x, self.reconstruct(x), self.energy)
+
+
+class MLPAutoencoder(_Autoencoder):
     """EBGAN discriminator for vectors: energy D(x) = reconstruction error, (N, in_dim) -> (N,) >= 0.
 
     Encoder: ``depth`` hidden layers of ``hidden`` units, then linear to ``code_dim`` (the embedding,
@@ -305,15 +317,8 @@ class MLPAutoencoder(nn.Module):
         """The encoder's output, (N, in_dim) -> (N, code_dim)."""
         return self.encoder(last_dim(x, self.in_dim, "autoencoder input x"))
 
-    def reconstruct(self, x):
-        """Decoder(encoder(x)), (N, in_dim) -> (N, in_dim)."""
-        return self.decoder(self.embed(x))
 
-    def forward(self, x):
-        return reconstruction_energy(x, self.reconstruct(x), self.energy)
-
-
-class ConvAutoencoder(nn.Module):
+class ConvAutoencoder(_Autoencoder):
     """EBGAN discriminator for 32x32 RGB images in [-1, 1]: (N, 3, 32, 32) -> energies (N,) >= 0.
 
     Encoder: three 4x4 stride-2 convs (3 -> ch -> 2ch -> 4ch channels, 32 -> 16 -> 8 -> 4 pixels),
@@ -340,10 +345,3 @@ class ConvAutoencoder(nn.Module):
     def embed(self, x):
         """The encoder's output, (N, 3, 32, 32) -> (N, code_dim)."""
         return self.encoder(image_batch(x, self.in_shape, "autoencoder input x"))
-
-    def reconstruct(self, x):
-        """Decoder(encoder(x)), (N, 3, 32, 32) -> (N, 3, 32, 32)."""
-        return self.decoder(self.embed(x))
-
-    def forward(self, x):
-        return reconstruction_energy(x, self.reconstruct(x), self.energy)
