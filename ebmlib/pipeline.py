@@ -96,11 +96,20 @@ def train(run, arch="cnn", data=None, tiny=False, device=None, latent_dim=128, c
     torch.manual_seed(settings.get("seed", 0))  # the initial weights: a run is reproducible from run.json
     G, D = build(arch, latent_dim, ch)
     G.to(device), D.to(device)
+    info = {"arch": arch, "latent_dim": latent_dim, "ch": ch, "tiny": bool(tiny),
+            "data": None if data is None else str(data),
+            "train": {k: v for k, v in settings.items() if k != "betas"} | {"betas": list(settings["betas"])}}
+    path = run / "run.json"
+    if path.exists():
+        # a run folder holds one pair of nets: resuming it with other nets would overwrite the description
+        # of its checkpoint before the checkpoint itself refuses to load
+        old = json.loads(path.read_text())
+        differ = {k: (old.get(k), info[k]) for k in ("arch", "latent_dim", "ch", "tiny") if old.get(k) != info[k]}
+        if differ:
+            raise ValueError(f"{path} describes other nets than asked for (was, asked): {differ}; resume with "
+                             f"the same settings, or train into another run folder")
     run.mkdir(parents=True, exist_ok=True)
-    (run / "run.json").write_text(json.dumps({"arch": arch, "latent_dim": latent_dim, "ch": ch, "tiny": bool(tiny),
-                                              "data": None if data is None else str(data),
-                                              "train": {k: v for k, v in settings.items() if k != "betas"} |
-                                              {"betas": list(settings["betas"])}}, indent=2))
+    path.write_text(json.dumps(info, indent=2))
     batches = cifar10.Batches(images, settings["batch_size"], device=device, seed=settings.get("seed", 0))
     return train_images(G, D, batches, out_dir=run, device=device, progress=progress, **settings)
 

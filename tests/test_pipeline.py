@@ -141,6 +141,16 @@ def test_a_run_folder_with_a_checkpoint_of_another_architecture_is_an_error(tmp_
         pipeline.load_run(run, device="cpu")
 
 
+def test_resuming_a_run_with_other_nets_is_an_error_that_keeps_run_json(tmp_path):
+    run, data = tmp_path / "run", tmp_path / "tiny"
+    pipeline.train(run, ch=4, tiny=True, data=data, device="cpu", steps=1, n_dis=1, batch_size=4, progress=False)
+    before = (run / "run.json").read_text()
+    with pytest.raises(ValueError, match="ch"):
+        pipeline.train(run, ch=8, tiny=True, data=data, device="cpu", steps=2, n_dis=1, batch_size=4, progress=False)
+    assert (run / "run.json").read_text() == before
+    pipeline.load_run(run, device="cpu")  # still loads
+
+
 def test_missing_run_or_calibration_says_what_to_run(tmp_path):
     with pytest.raises(FileNotFoundError, match="ebmlib train"):
         pipeline.load_run(tmp_path, device="cpu")
