@@ -132,11 +132,14 @@ def calibrate(run, data=None, tiny=None, device=None, seed=0, progress=None, **o
     ``options`` override :data:`PAPER_CALIBRATION` (``method`` 'head' or 'finetune', ``steps``,
     ``batch_size``, ``lr``). Returns the calibrated logit, a module (N, 3, 32, 32) -> (N,) in eval mode.
     """
+    settings = {**PAPER_CALIBRATION, **options}
+    if settings["method"] not in ("head", "finetune"):
+        # the Fourier-feature residual is for low-dimensional data; on images its features mean nothing
+        raise ValueError(f"image calibration method must be 'head' or 'finetune', got {settings['method']!r}")
     info = _run_file(run)
     tiny = info["tiny"] if tiny is None else tiny
     G, D = load_run(run, device)
     images, _ = load_images(data if data is not None else info["data"], tiny=tiny)
-    settings = {**PAPER_CALIBRATION, **options}
     d = calibrate_logit(D, G, real_sampler(images, next(G.parameters()).device), seed=seed, progress=progress,
                         **settings)
     torch.save({"method": settings["method"], "state": d.state_dict(), "settings": settings},

@@ -160,6 +160,11 @@ def test_missing_run_or_calibration_says_what_to_run(tmp_path):
         pipeline.load_calibrated(run, device="cpu")
 
 
+def test_image_calibration_refuses_the_low_dimensional_residual(tmp_path):
+    with pytest.raises(ValueError, match="head' or 'finetune"):
+        pipeline.calibrate(tmp_path / "no-run", method="residual")
+
+
 def test_unknown_architecture_is_a_value_error():
     with pytest.raises(ValueError, match="cnn"):
         pipeline.build("vgg")
