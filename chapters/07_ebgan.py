@@ -199,8 +199,8 @@ assert on_mode[KEEP].min() > 0.9 * M and on_mode[MISSING].max() < 0.1 * M, on_mo
 # Both halves of the derivation hold. With $q = p$ the discriminator brings the energy of the data down from
 # about 2 to at most the margin, and then stops: once $D \le m$ on the data, the pull-down on real samples
 # and the push-up on "generated" ones (the same distribution) cancel in expectation, and $V$ sits at $m$,
-# as the theorem says. Nothing forces the energy to any particular value below $m$; the discriminator keeps
-# whatever it had when it crossed. With $q$ on 15 modes, the energy rises to the margin exactly where the
+# as the theorem says. Nothing in the loss forces the energy to any particular value below $m$: where it ends
+# is decided by the network's shared weights (here a mean of 0.28, well below the margin), not by the game. With $q$ on 15 modes, the energy rises to the margin exactly where the
 # generator puts too much mass and falls to 0 where it puts none, and the value drops to
 # $m\,(1 - \mathrm{TV}) = 0.6\,m$: the gap $m - V$ measures how far the generator is from the data.
 #
@@ -350,8 +350,8 @@ assert e_data.mean() < e_plane.mean(), (e_data.mean(), e_plane.mean())
 # **The margin's scale.** The paper writes the energy as the norm of the residual,
 # $\lVert \mathrm{Dec}(\mathrm{Enc}(x)) - x\rVert$, and tuned its margins per data set (tens, for images of
 # thousands of pixels). Combining margins of that size with a per-pixel mean, as some reimplementations do,
-# puts the margin out of reach: the mean squared difference of two images in $[-1, 1]$ is at most 4, so the
-# hinge never switches off. The margin only means something relative to the energy's normalisation. We use the mean over pixels, on which an untrained
+# puts the margin practically out of reach: a reconstruction near $[-1, 1]$ differs from an image in
+# $[-1, 1]$ by a mean square of at most about 4, so the hinge hardly ever switches off. The margin only means something relative to the energy's normalisation. We use the mean over pixels, on which an untrained
 # autoencoder, whose reconstructions are close to 0, scores about the mean of $x^2$ over the pixels
 # (printed below), and a margin of $m = 0.3$.
 #
@@ -460,6 +460,8 @@ if not SMOKE:
 #    $\lambda_\text{PT}$. Where does the term start to hurt sample quality? Compute `losses.pulling_away` of
 #    the embeddings of a batch of *real* samples under a trained discriminator: what value does a generator
 #    that matches the data have, and why is it not 0?
-# 4. **Mean or sum.** Train the image EBGAN with `energy="sum"` and the margin multiplied by 3072. With Adam,
-#    why is this almost the same run as the one above, while `energy="sum"` with $m = 0.3$ is a very
-#    different one? (Adam divides each update by a running estimate of the gradient's scale.)
+# 4. **Mean or sum.** Train the image EBGAN with `energy="sum"` and the margin multiplied by 3072. With Adam
+#    (which divides each update by a running estimate of the gradient's scale), which parts of the run stay
+#    the same and which do not? Hint: the pulling-away term does not grow with the energy; what must
+#    happen to `pt_weight` to keep the run equivalent? And why is `energy="sum"` with $m = 0.3$ a very
+#    different game?

@@ -108,8 +108,8 @@ def calibrate(d, G, sample_real, *, method="head", steps=500, batch_size=512, lr
 
     ``method="head"`` fits a logistic head a*d(x)+b on the frozen d (cheap, keeps d's shape);
     ``method="finetune"`` trains a copy of d with the logistic loss against samples of G, moving it
-    towards the optimal discriminator for this G (the DDLS theorem's assumption). The original d is
-    never modified. ``method="residual"`` keeps d frozen and fits a correction on Fourier features,
+    towards the optimal discriminator for this G (the DDLS theorem's assumption). The original d's
+    weights are never modified (d and G are put in eval mode). ``method="residual"`` keeps d frozen and fits a correction on Fourier features,
     d(x) + r(x) (:class:`ResidualLogit`): for low-dimensional data, where d's own capacity limits how
     sharp a ratio it can express. ``sample_real(n, generator) -> (n, dim)`` draws real data; fakes are
     G(z), z ~ N(0, I). ``lr`` defaults to 1e-2 for the head, 1e-4 for fine-tuning and 1e-3 for the

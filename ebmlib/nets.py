@@ -39,7 +39,8 @@ class MLPDiscriminator(nn.Module):
 
     ``spectral_norm=True`` wraps every Linear layer in spectral normalisation (each weight divided by
     a power-iteration estimate of its largest singular value, refined once per forward pass in training
-    mode). With 1-Lipschitz activations (all of the above) d is then at most 1-Lipschitz: a WGAN critic.
+    mode). With a 1-Lipschitz activation (LeakyReLU, ReLU, ELU; SiLU's slope reaches about 1.1) d is then
+    at most 1-Lipschitz: a WGAN critic.
     """
 
     def __init__(self, in_dim=2, hidden=128, depth=3, activation="leaky_relu", spectral_norm=False):
