@@ -369,16 +369,13 @@ assert 0.5 < ratio < 2, "DDLS samples should sit about as far from the training 
 # classifier's class probabilities). They rank samplers the way FID and IS do, on a scale of their own. A
 # feature extractor is only as good as the classifier behind it, so we first check its accuracy on the test
 # split. The full run uses `pipeline.extractor("classifier")` (5,000 steps, cached next to the data); the smoke
-# run trains a narrow classifier for 100 steps with `metrics.train_classifier`, the function that
-# `pipeline.extractor` calls.
+# run asks it for a narrow classifier trained for 100 steps.
 
 # %%
-if SMOKE:
-    classifier = metrics.train_classifier(train_images, train_labels, steps=100, batch_size=64, width=8,
-                                          device="cpu", progress=False)
-    extractors = {"classifier": metrics.ClassifierExtractor(classifier)}
-else:
-    extractors = {"classifier": pipeline.extractor("classifier", data=DATA, device=DEVICE, progress=False)}
+size = {} if not SMOKE else dict(steps=100, width=8, batch_size=64)
+extractors = {"classifier": pipeline.extractor("classifier", data=DATA, tiny=SMOKE, device=DEVICE, progress=False,
+                                               **size)}
+if not SMOKE:
     try:
         extractors["inception"] = pipeline.extractor("inception", device=DEVICE)
     except metrics.InceptionUnavailable as e:

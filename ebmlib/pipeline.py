@@ -183,12 +183,13 @@ def load_samples(path):
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def extractor(kind="classifier", data=None, tiny=False, device=None, steps=None, inception_weights=None,
-              progress=None):
+def extractor(kind="classifier", data=None, tiny=False, device=None, steps=None, width=32, batch_size=256,
+              inception_weights=None, progress=None):
     """A feature extractor for scores: 'inception' (the FID Inception-v3 from local weights: FID and IS)
     or 'classifier' (a CIFAR-10 classifier trained here on the training split: the Fréchet classifier
-    distance and the classifier score, never called FID or IS). The classifier is cached next to the
-    data as ``classifier_<steps>.pt``."""
+    distance and the classifier score, never called FID or IS). ``steps``, ``width`` and ``batch_size``
+    go to ``metrics.train_classifier``; the classifier is cached next to the data as
+    ``classifier_<steps>.pt`` (``classifier_<steps>_w<width>_b<batch_size>.pt`` for other widths or batches)."""
     device = torch.device(device) if device is not None else default_device()
     if kind == "inception":
         return metrics.load_inception(inception_weights, device)
@@ -196,14 +197,16 @@ def extractor(kind="classifier", data=None, tiny=False, device=None, steps=None,
         raise ValueError(f"unknown extractor {kind!r}; choose 'classifier' or 'inception'")
     steps = steps or (300 if tiny else 5000)
     folder = Path(data or ("data/tiny" if tiny else cifar10.data_dir()))
-    cache = folder / f"classifier_{steps}.pt"
-    model = metrics.CifarClassifier()
+    suffix = "" if (width, batch_size) == (32, 256) else f"_w{width}_b{batch_size}"
+    cache = folder / f"classifier_{steps}{suffix}.pt"
+    model = metrics.CifarClassifier(width=width)
     if cache.exists():
         model.load_state_dict(torch.load(cache, map_location="cpu", weights_only=True))
         model = model.to(device).eval()
     else:
         images, labels = load_images(data, tiny=tiny)
-        model = metrics.train_classifier(images, labels, steps=steps, device=device, progress=progress)
+        model = metrics.train_classifier(images, labels, steps=steps, batch_size=batch_size, width=width,
+                                         device=device, progress=progress)
         folder.mkdir(parents=True, exist_ok=True)
         torch.save(model.state_dict(), cache)
     return metrics.ClassifierExtractor(model)

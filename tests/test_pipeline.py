@@ -192,3 +192,16 @@ def test_plain_ddls_step_matches_the_library_update_without_noise():
     noise = torch.randn_like(z0)
     lib = ebmlib.sample("ddls", G, D, 5, z0=z0, steps=1, step_size=0.0004, noise_scale=0.0).z
     torch.testing.assert_close(plain, lib + 0.02 * noise, rtol=1e-4, atol=1e-5)
+
+
+def test_classifier_extractor_size_knobs_and_cache(tmp_path):
+    data = tmp_path / "tiny"
+    first = pipeline.extractor("classifier", data=data, tiny=True, device="cpu", steps=2, width=4, batch_size=8,
+                               progress=False)
+    assert (data / "classifier_2_w4_b8.pt").exists()
+    again = pipeline.extractor("classifier", data=data, tiny=True, device="cpu", steps=2, width=4, batch_size=8,
+                               progress=False)  # from the cache
+    a, b = first.model.state_dict(), again.model.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert sum(p.numel() for p in first.model.parameters()) < sum(
+        p.numel() for p in pipeline.metrics.CifarClassifier(width=8).parameters())
