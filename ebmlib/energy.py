@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ._checks import last_dim
+from .nets import ACTIVATIONS, mlp
 from .train import train_discriminator
 
 
@@ -37,7 +38,23 @@ def check_logits(logits, n):
     return logits
 
 
-class CalibratedLogit(nn.Module):
+class _OnFrozenLogit(nn.Module):
+    """A calibration model around a frozen logit ``d``: only what a subclass adds trains."""
+
+    def __init__(self, d):
+        super().__init__()
+        self.d = d
+        for p in self.d.parameters():
+            p.requires_grad_(False)
+
+    def train(self, mode=True):
+        # the wrapped discriminator stays in eval mode: calibration fits what sits on top of it
+        super().train(mode)
+        self.d.eval()
+        return self
+
+
+class CalibratedLogit(_OnFrozenLogit):
     """A frozen logit d(x) mapped through a fitted affine head: a * d(x) + b, shape (N,).
 
     The head turns a discriminator trained with any loss (hinge, say) into an estimate of
@@ -45,24 +62,15 @@ class CalibratedLogit(nn.Module):
     """
 
     def __init__(self, d):
-        super().__init__()
-        self.d = d
-        for p in self.d.parameters():
-            p.requires_grad_(False)
+        super().__init__(d)
         self.scale = nn.Parameter(torch.ones(()))
         self.bias = nn.Parameter(torch.zeros(()))
-
-    def train(self, mode=True):
-        # the wrapped discriminator stays in eval mode: calibration fits the head only
-        super().train(mode)
-        self.d.eval()
-        return self
 
     def forward(self, x):
         return self.scale * self.d(x) + self.bias
 
 
-class ResidualLogit(nn.Module):
+class ResidualLogit(_OnFrozenLogit):
     """A frozen logit plus a learned correction: d(x) + r(x), for x of shape (N, dim); returns (N,).
 
     r is a small MLP on random Fourier features [sin 2πxB, cos 2πxB] of x, with B (dim, ``features``)
@@ -74,25 +82,11 @@ class ResidualLogit(nn.Module):
     """
 
     def __init__(self, d, dim, features=64, scale=1.0, hidden=128, depth=2, seed=0):
-        super().__init__()
-        self.d = d
-        for p in self.d.parameters():
-            p.requires_grad_(False)
+        super().__init__(d)
         freqs = torch.randn(dim, features, generator=torch.Generator().manual_seed(seed)) * scale
         self.register_buffer("freqs", freqs)
-        layers, width = [], 2 * features
-        for _ in range(depth):
-            layers += [nn.Linear(width, hidden), nn.LeakyReLU(0.2)]
-            width = hidden
-        layers.append(nn.Linear(width, 1))
-        nn.init.zeros_(layers[-1].weight), nn.init.zeros_(layers[-1].bias)
-        self.r = nn.Sequential(*layers)
-
-    def train(self, mode=True):
-        # as in CalibratedLogit: only the correction trains; d stays frozen in eval mode
-        super().train(mode)
-        self.d.eval()
-        return self
+        self.r = mlp(2 * features, 1, hidden, depth, ACTIVATIONS["leaky_relu"])
+        nn.init.zeros_(self.r[-1].weight), nn.init.zeros_(self.r[-1].bias)
 
     def forward(self, x):
         phase = 2 * math.pi * last_dim(x, self.freqs.shape[0], "x") @ self.freqs
@@ -109,9 +103,9 @@ def calibrate(d, G, sample_real, *, method="head", steps=500, batch_size=512, lr
     ``method="head"`` fits a logistic head a*d(x)+b on the frozen d (cheap, keeps d's shape);
     ``method="finetune"`` trains a copy of d with the logistic loss against samples of G, moving it
     towards the optimal discriminator for this G (the DDLS theorem's assumption). The original d's
-    weights are never modified (d and G are put in eval mode). ``method="residual"`` keeps d frozen and fits a correction on Fourier features,
-    d(x) + r(x) (:class:`ResidualLogit`): for low-dimensional data, where d's own capacity limits how
-    sharp a ratio it can express. ``sample_real(n, generator) -> (n, dim)`` draws real data; fakes are
+    weights are never modified (d and G are put in eval mode). ``method="residual"`` keeps d frozen
+    and fits a correction on Fourier features, d(x) + r(x) (:class:`ResidualLogit`): for
+    low-dimensional data, where d's own capacity limits how sharp a ratio it can express. ``sample_real(n, generator) -> (n, dim)`` draws real data; fakes are
     G(z), z ~ N(0, I). ``lr`` defaults to 1e-2 for the head, 1e-4 for fine-tuning and 1e-3 for the
     residual; with ``lr_decay`` it falls linearly to 0 over the steps. ``residual`` is a dict of
     :class:`ResidualLogit` options (``features``, ``scale``, ``hidden``, ``depth``).
@@ -124,7 +118,8 @@ def calibrate(d, G, sample_real, *, method="head", steps=500, batch_size=512, lr
         model, lr = CalibratedLogit(copy.deepcopy(d)), 1e-2 if lr is None else lr
     elif method == "residual":
         dim = sample_real(2, torch.Generator().manual_seed(seed)).shape[-1]
-        model, lr = ResidualLogit(copy.deepcopy(d), dim, **{"seed": seed, **(residual or {})}), 1e-3 if lr is None else lr
+        model = ResidualLogit(copy.deepcopy(d), dim, **{"seed": seed, **(residual or {})})
+        lr = 1e-3 if lr is None else lr
     else:
         model, lr = copy.deepcopy(d), 1e-4 if lr is None else lr
         for p in model.parameters():

@@ -6,7 +6,8 @@ from torch import nn
 from ._checks import last_dim
 
 
-def _mlp(in_dim, out_dim, hidden, depth, activation):
+def mlp(in_dim, out_dim, hidden, depth, activation):
+    """in_dim -> ``depth`` x (Linear to ``hidden``, ``activation()``) -> Linear to out_dim, as nn.Sequential."""
     layers, width = [], in_dim
     for _ in range(depth):
         layers += [nn.Linear(width, hidden), activation()]
@@ -21,13 +22,19 @@ class MLPGenerator(nn.Module):
     def __init__(self, latent_dim=2, out_dim=2, hidden=128, depth=3):
         super().__init__()
         self.latent_dim, self.out_dim = latent_dim, out_dim
-        self.net = _mlp(latent_dim, out_dim, hidden, depth, nn.ReLU)
+        self.net = mlp(latent_dim, out_dim, hidden, depth, nn.ReLU)
 
     def forward(self, z):
         return self.net(last_dim(z, self.latent_dim, "latent z"))
 
 
 ACTIVATIONS = {"leaky_relu": lambda: nn.LeakyReLU(0.2), "relu": nn.ReLU, "silu": nn.SiLU, "elu": nn.ELU}
+
+
+def _activation(name):
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[name]
 
 
 class MLPDiscriminator(nn.Module):
@@ -45,10 +52,8 @@ class MLPDiscriminator(nn.Module):
 
     def __init__(self, in_dim=2, hidden=128, depth=3, activation="leaky_relu", spectral_norm=False):
         super().__init__()
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
         self.in_dim = in_dim
-        self.net = _mlp(in_dim, 1, hidden, depth, ACTIVATIONS[activation])
+        self.net = mlp(in_dim, 1, hidden, depth, _activation(activation))
         if spectral_norm:
             for i, layer in enumerate(self.net):
                 if isinstance(layer, nn.Linear):
@@ -284,8 +289,14 @@ def reconstruction_energy(x, x_hat, energy="mean"):
 
 
 class _Autoencoder(nn.Module):
-    """What the autoencoder discriminators share: subclasses set ``encoder``, ``decoder``, ``energy`` and
-    ``embed``; the energy of x is the error of reconstructing it from its embedding."""
+    """What the autoencoder discriminators share: subclasses set ``encoder``, ``decoder`` and ``embed``;
+    the energy of x is the error of reconstructing it from its embedding."""
+
+    def __init__(self, energy):
+        super().__init__()
+        if energy not in ENERGIES:
+            raise ValueError(f"energy must be one of {ENERGIES}, got {energy!r}")
+        self.energy = energy
 
     def reconstruct(self, x):
         """Decoder(encoder(x)): the same shape as x."""
@@ -305,14 +316,10 @@ class MLPAutoencoder(_Autoencoder):
     """
 
     def __init__(self, in_dim=2, hidden=128, depth=2, code_dim=16, activation="leaky_relu", energy="mean"):
-        super().__init__()
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
-        if energy not in ENERGIES:
-            raise ValueError(f"energy must be one of {ENERGIES}, got {energy!r}")
-        self.in_dim, self.code_dim, self.energy = in_dim, code_dim, energy
-        self.encoder = _mlp(in_dim, code_dim, hidden, depth, ACTIVATIONS[activation])
-        self.decoder = _mlp(code_dim, in_dim, hidden, depth, ACTIVATIONS[activation])
+        super().__init__(energy)
+        self.in_dim, self.code_dim = in_dim, code_dim
+        self.encoder = mlp(in_dim, code_dim, hidden, depth, _activation(activation))
+        self.decoder = mlp(code_dim, in_dim, hidden, depth, _activation(activation))
 
     def embed(self, x):
         """The encoder's output, (N, in_dim) -> (N, code_dim)."""
@@ -330,10 +337,8 @@ class ConvAutoencoder(_Autoencoder):
     """
 
     def __init__(self, ch=64, code_dim=128, energy="mean"):
-        super().__init__()
-        if energy not in ENERGIES:
-            raise ValueError(f"energy must be one of {ENERGIES}, got {energy!r}")
-        self.ch, self.code_dim, self.energy, self.in_shape = ch, code_dim, energy, IMAGE_SHAPE
+        super().__init__(energy)
+        self.ch, self.code_dim, self.in_shape = ch, code_dim, IMAGE_SHAPE
         act = lambda: nn.LeakyReLU(0.2)  # noqa: E731
         self.encoder = nn.Sequential(
             nn.Conv2d(3, ch, 4, 2, 1), act(), nn.Conv2d(ch, 2 * ch, 4, 2, 1), act(),

@@ -32,7 +32,8 @@ SAMPLER_OPTIONS = {
     "mh": {"steps": 50},
     "ddls": {"steps": 160, "step_size": 1e-2, "mala": True, "decay": 0.5, "decay_every": 20},
 }
-METHOD_NAMES = {"generator": "Generator only", "drs": "DRS", "mh": "MH-GAN", "ddls": "GAN w. DDLS"}
+METHOD_NAMES = {"generator": "Generator only", "drs": "DRS", "mh": "MH-GAN", "ddls": "GAN w. DDLS",
+                "wgan_generator": "WGAN-GP generator", "wgan_ddls": "WGAN critic + DDLS"}
 
 
 def train_pair(seed, dataset="grid25", train=None, nets=None, progress=None):
@@ -52,7 +53,6 @@ def train_pair(seed, dataset="grid25", train=None, nets=None, progress=None):
 # The WGAN rows (chapter 06): a WGAN-GP pair per seed, its critic calibrated the same way as the GAN's
 # discriminator, then DDLS. A critic is not a log density ratio; calibration makes it one.
 WGAN_METHODS = {"wgan_generator": "generator", "wgan_ddls": "ddls"}
-METHOD_NAMES.update({"wgan_generator": "WGAN-GP generator", "wgan_ddls": "WGAN critic + DDLS"})
 
 
 def _run_seed(task):
@@ -113,7 +113,7 @@ def table1(seeds=5, n_samples=10_000, methods=("generator", "drs", "mh", "ddls")
         done = [_run_seed(task) for task in tasks]
     raw = {m: [] for m in all_methods}
     seconds = {m: [] for m in all_methods}
-    for _, _, results in sorted(done, key=lambda r: (r[0] != "gan", r[1])):
+    for _, _, results in done:  # in task order: GAN seeds, then WGAN seeds (Pool.map keeps the order)
         for m, (stats, secs) in results.items():
             raw[m].append(stats)
             seconds[m].append(secs)

@@ -16,7 +16,8 @@ from tqdm import tqdm
 from . import checkpoint as ckpt
 from . import smoke
 from ._checks import positive_float, positive_int
-from .losses import get_loss
+from .losses import Wasserstein, get_loss
+from .nets import spectral_norm_layers
 
 
 def show_progress(progress):
@@ -32,9 +33,6 @@ def _split(out, n_real):
 
 def _check_lipschitz(loss, penalty, D):
     """A Wasserstein loss without a penalty needs a spectrally normalised D, else the critic diverges."""
-    from .losses import Wasserstein
-    from .nets import spectral_norm_layers
-
     if isinstance(loss, Wasserstein) and penalty is None and not spectral_norm_layers(D):
         raise ValueError(f"loss {getattr(loss, 'name', loss)!r} needs a Lipschitz critic: use 'wgan-gp' (gradient "
                          "penalty) or a spectrally normalised D (MLPDiscriminator(spectral_norm=True))")
