@@ -7,7 +7,7 @@ BIN     = $(VENV)/bin
 TORCH  ?= torch==2.13.0
 CHAPTERS = $(sort $(wildcard chapters/*.ipynb))
 
-.PHONY: setup test test-lib test-chapters lab chapters sync bench bench-gpu toy-table train-cifar10 ddls-cifar10 clean
+.PHONY: setup test lint test-lib test-chapters lab chapters sync bench bench-gpu toy-table train-cifar10 ddls-cifar10 clean
 
 setup:
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,11 @@ setup:
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 
-test: test-lib test-chapters
+test: lint test-lib test-chapters
+
+# pyflakes and import order (settings in pyproject.toml)
+lint:
+	$(BIN)/ruff check ebmlib tests chapters
 
 test-lib:
 	EBMLIB_SMOKE=1 $(BIN)/python -m pytest tests

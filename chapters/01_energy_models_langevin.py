@@ -46,15 +46,14 @@
 # %config InlineBackend.figure_formats = ['png']
 import inspect
 import math
-import warnings
 
 import matplotlib.pyplot as plt
 import torch
 
-warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm's notice about notebook widgets
-import ebmlib  # noqa: E402
-from ebmlib import plot  # noqa: E402
+import ebmlib
+from ebmlib import plot
 
+plot.use_style()
 SMOKE = ebmlib.smoke()
 torch.manual_seed(0)
 # The chains here are tiny tensors: one thread is faster than several fighting over the cores.
@@ -187,7 +186,7 @@ plot.scatter(axes[0], result.z[:3000], "final states of 3000 chains", lim=3.2, c
 plot.chain_paths(axes[1], paths.snapshots, chains=6, color="C3")
 axes[1].scatter(starts[:, 0], starts[:, 1], color="k", marker="x", s=30, zorder=3)
 axes[1].set_xlim(-3.2, 3.2), axes[1].set_ylim(-3.2, 3.2)
-axes[1].set_title(f"six chains, 400 steps from the crosses")
+axes[1].set_title("six chains, 400 steps from the crosses")
 fig.colorbar(cs, ax=axes, shrink=0.8, label="E(x)")
 plt.show()
 

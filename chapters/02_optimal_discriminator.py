@@ -36,16 +36,15 @@
 # %config InlineBackend.figure_formats = ['png']
 import inspect
 import math
-import warnings
 
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
-warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm's notice about notebook widgets
-import ebmlib  # noqa: E402
-from ebmlib import losses, nets, plot, toy, train  # noqa: E402
+import ebmlib
+from ebmlib import losses, nets, plot, toy, train
 
+plot.use_style()
 SMOKE = ebmlib.smoke()
 torch.manual_seed(0)
 # Small networks and batches: one thread is faster than several fighting over the cores.

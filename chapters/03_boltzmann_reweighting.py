@@ -40,6 +40,7 @@ import torch
 import ebmlib
 from ebmlib import plot, toy
 
+plot.use_style()
 SMOKE = ebmlib.smoke()
 torch.set_num_threads(1)  # the networks here are tiny: one thread is as fast and shares the CPU well
 print("smoke mode" if SMOKE else "full mode")

@@ -44,8 +44,10 @@ import torch
 from torch import nn
 
 import ebmlib
-from ebmlib import plot, toy, toy_table
+from ebmlib import plot, toy
+from ebmlib.recipes import table1
 
+plot.use_style()
 SMOKE = ebmlib.smoke()
 torch.set_num_threads(1)  # the networks here are tiny: one thread is as fast and shares the CPU well
 print("smoke mode" if SMOKE else "full mode")
@@ -287,7 +289,7 @@ assert abs(low.info["accept_rate"] - rate_clipped) < 0.01
 # ## Experiment 2: DRS on the 25-Gaussian grid
 #
 # Now a real GAN: an MLP generator and discriminator trained on the 25-Gaussian grid (means on
-# $\{-2,\dots,2\}^2$, standard deviation 0.05) with the budget that `ebmlib.toy_table` uses for the
+# $\{-2,\dots,2\}^2$, standard deviation 0.05) with the budget that `ebmlib.recipes.table1` uses for the
 # paper's Table 1, which leaves the generator imperfect: some of its mass lies on bridges between the
 # modes.
 #
@@ -304,13 +306,13 @@ print(inspect.signature(ebmlib.calibrate))
 # generator, moving it towards the optimal discriminator of chapter 02; with `method="residual"` it keeps
 # the discriminator frozen and fits a small correction $d(x) + r(x)$, which can carve the steep bowls
 # around narrow modes that a ReLU discriminator of this size only approximates (chapter 05 compares the
-# two). We use the settings of the Table 1 experiments (`toy_table.CALIBRATION`), which fit the residual.
+# two). We use the settings of the Table 1 experiments (`table1.CALIBRATION`), which fit the residual.
 
 # %%
 train = None if not SMOKE else {"steps": 1000}
-calibration = {**toy_table.CALIBRATION, **({} if not SMOKE else {"steps": 300})}
+calibration = {**table1.CALIBRATION, **({} if not SMOKE else {"steps": 300})}
 print("calibration:", calibration)
-G, D, history = toy_table.train_pair(seed=0, train=train, progress=False)
+G, D, history = table1.train_pair(seed=0, train=train, progress=False)
 d = ebmlib.calibrate(D, G, toy.sample_grid25, seed=0, progress=False, **calibration)
 print(f"trained for {history['step'][-1]} steps in {history['seconds']:.1f} s")
 

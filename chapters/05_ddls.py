@@ -37,8 +37,10 @@ import matplotlib.pyplot as plt
 import torch
 
 import ebmlib
-from ebmlib import plot, toy, toy_table
+from ebmlib import plot, toy
+from ebmlib.recipes import table1
 
+plot.use_style()
 SMOKE = ebmlib.smoke()
 torch.set_num_threads(2)
 print("smoke mode" if SMOKE else "full mode")
@@ -76,7 +78,7 @@ print(inspect.getsource(ebmlib.latent_energy))
 # ## One trained pair, step by step
 #
 # We train an MLP GAN on the 25-Gaussian grid (means on $\{-2,\dots,2\}^2$, std 0.05) with the budget
-# that `ebmlib.toy_table` uses for Table 1: 3,000 steps at a learning rate of $5\cdot10^{-4}$ (ReLU MLPs,
+# that `ebmlib.recipes.table1` uses for Table 1: 3,000 steps at a learning rate of $5\cdot10^{-4}$ (ReLU MLPs,
 # three hidden layers of 128 units, a 2-D latent space). After it the generator has found every mode
 # but puts only about half of its samples within four standard deviations of one: the rest lie on the
 # modes' flanks and on bridges between them. That is a clearly imperfect generator, like the paper's
@@ -99,8 +101,8 @@ print(inspect.getsource(ebmlib.latent_energy))
 
 # %%
 train = None if not SMOKE else {"steps": 600}
-calibration = {**toy_table.CALIBRATION, **({} if not SMOKE else {"steps": 300})}
-G, D, history = toy_table.train_pair(seed=0, train=train, progress=False)
+calibration = {**table1.CALIBRATION, **({} if not SMOKE else {"steps": 300})}
+G, D, history = table1.train_pair(seed=0, train=train, progress=False)
 d = ebmlib.calibrate(D, G, toy.sample_grid25, seed=0, progress=False, **calibration)
 print(f"trained in {history['seconds']:.1f} s; final losses D {history['d_loss'][-1]:.3f}, G {history['g_loss'][-1]:.3f}")
 print("calibration:", calibration)
@@ -140,7 +142,7 @@ if not SMOKE:
 
 # %%
 n = ebmlib.pick(10_000, 2_000)
-ddls_options = dict(toy_table.SAMPLER_OPTIONS["ddls"])  # smoke mode draws fewer chains, never shorter ones
+ddls_options = dict(table1.SAMPLER_OPTIONS["ddls"])  # smoke mode draws fewer chains, never shorter ones
 print("DDLS settings:", ddls_options)
 gen = ebmlib.sample("generator", G, d, n, seed=1)
 ddls = ebmlib.sample("ddls", G, d, n, seed=1, snapshot_every=10, **ddls_options)
@@ -187,8 +189,8 @@ plt.show()
 
 # %%
 ula = ebmlib.sample("ddls", G, d, n, seed=1, **{**ddls_options, "mala": False})
-drs = ebmlib.sample("drs", G, d, n, seed=2, **toy_table.SAMPLER_OPTIONS["drs"])
-mh = ebmlib.sample("mh", G, d, n, seed=3, **toy_table.SAMPLER_OPTIONS["mh"])
+drs = ebmlib.sample("drs", G, d, n, seed=2, **table1.SAMPLER_OPTIONS["drs"])
+mh = ebmlib.sample("mh", G, d, n, seed=3, **table1.SAMPLER_OPTIONS["mh"])
 rows = [("generator", gen), ("DDLS, ULA", ula), ("DDLS, MALA", ddls), ("DRS", drs), ("MH-GAN", mh)]
 stats = {name: toy.mode_stats(out.x) for name, out in rows}
 for name, out in rows:
@@ -246,11 +248,11 @@ if not SMOKE:  # the smoke run's GAN is trained for a few hundred steps only: to
 
 # %%
 if SMOKE:
-    records = toy_table.table1(seeds=1, n_samples=2_000, train={"steps": 600}, calibration={"steps": 300},
+    records = table1.table1(seeds=1, n_samples=2_000, train={"steps": 600}, calibration={"steps": 300},
                                sampler_options={"mh": {"steps": 30}}, wgan=False)
 else:
-    records = toy_table.table1(seeds=5, n_samples=10_000, wgan=False, workers=min(5, os.cpu_count() or 1))
-print(toy_table.format_table(records))
+    records = table1.table1(seeds=5, n_samples=10_000, wgan=False, workers=min(5, os.cpu_count() or 1))
+print(table1.format_table(records))
 row = {r["method"]: r for r in records}
 
 # %% [markdown]
@@ -282,7 +284,7 @@ else:
 # large for samples in the gaps.
 
 # %%
-G2, D2, _ = toy_table.train_pair(seed=0, dataset="swiss_roll", train=train, progress=False)
+G2, D2, _ = table1.train_pair(seed=0, dataset="swiss_roll", train=train, progress=False)
 d2 = ebmlib.calibrate(D2, G2, toy.sample_swiss_roll, seed=0, progress=False, **calibration)
 roll_gen = ebmlib.sample("generator", G2, d2, n, seed=4)
 roll_ddls = ebmlib.sample("ddls", G2, d2, n, seed=4, **ddls_options)
@@ -336,7 +338,7 @@ assert dist_ddls.mean() < dist_gen.mean(), "DDLS should pull swiss-roll samples 
 # 4. DDLS cannot create mass where the generator puts none. Train a pair for fewer steps so that a mode
 #    is missing, and check that no sampler in Table 1 recovers it.
 # 5. Move the ceiling without the residual: fine-tune $D$ (`method="finetune"`) with a wider
-#    discriminator (`toy_table.train_pair(0, nets={"d_hidden": 512})`) or for 5,000 steps, and rerun
+#    discriminator (`table1.train_pair(0, nets={"d_hidden": 512})`) or for 5,000 steps, and rerun
 #    DRS and DDLS. How close to the residual's ceiling does each get, and at what cost in CPU seconds?
 #    What does the residual's frequency scale (`residual={"scale": ...}`) do to DRS and to DDLS, and
 #    why might an oscillating correction hurt a local sampler more than a global one?

@@ -39,10 +39,12 @@ import matplotlib.pyplot as plt
 import torch
 
 import ebmlib
-from ebmlib import losses, plot, toy, toy_table
+from ebmlib import losses, plot, toy
 from ebmlib import wasserstein as W
 from ebmlib.nets import MLPDiscriminator, MLPGenerator
+from ebmlib.recipes import table1, wgan
 
+plot.use_style()
 SMOKE = ebmlib.smoke()
 torch.set_num_threads(2)
 print("smoke mode" if SMOKE else "full mode")
@@ -273,7 +275,7 @@ G1 = MLPGenerator(latent_dim=1, out_dim=1, depth=0)
 with torch.no_grad():
     G1.net[0].weight.fill_(1.6), G1.net[0].bias.fill_(-0.5)
 critic = critics["gradient penalty"]
-d_head = ebmlib.calibrate(critic, G1, p_data.sample, seed=0, progress=False, **W.WGAN_HEAD)
+d_head = ebmlib.calibrate(critic, G1, p_data.sample, seed=0, progress=False, **wgan.WGAN_HEAD)
 a_head, b_head = d_head.scale.item(), d_head.bias.item()
 
 xq = torch.linspace(-9.0, 8.0, 8001, dtype=torch.float64)
@@ -325,7 +327,7 @@ assert kl_head < kl_best + 0.05, "the logistic head should land near the KL-best
 #
 # ## DDLS with a WGAN critic on the 25-Gaussian grid
 #
-# Now the experiment of chapter 05 with a WGAN. `ebmlib.wasserstein.train_wgan_pair` trains an MLP WGAN
+# Now the experiment of chapter 05 with a WGAN. `ebmlib.recipes.wgan.train_wgan_pair` trains an MLP WGAN
 # on the grid (a 2-D latent, a 128-unit generator and critic, the one-sided penalty, three critic steps
 # per generator step, 1,200 generator steps): under half a minute on one CPU core. Its generator finds
 # most modes but spreads much of its mass on the bridges between them, and we run DDLS on each pair
@@ -345,17 +347,17 @@ assert kl_head < kl_best + 0.05, "the logistic head should land near the KL-best
 # %%
 seeds = ebmlib.pick([0, 1, 2], [0])
 train = None if not SMOKE else {"steps": 300}
-finetune = {**W.WGAN_CALIBRATION, **({} if not SMOKE else {"steps": 300})}
-residual = {**toy_table.CALIBRATION, **({} if not SMOKE else {"steps": 300})}
-ddls_options = dict(toy_table.SAMPLER_OPTIONS["ddls"])
+finetune = {**wgan.WGAN_CALIBRATION, **({} if not SMOKE else {"steps": 300})}
+residual = {**table1.CALIBRATION, **({} if not SMOKE else {"steps": 300})}
+ddls_options = dict(table1.SAMPLER_OPTIONS["ddls"])
 n = ebmlib.pick(10_000, 2_000)
 methods = {"generator": "generator alone", "raw": "DDLS, raw critic", "head": "DDLS, head-calibrated",
            "finetune": "DDLS, fine-tuned critic", "residual": "DDLS, critic + residual"}
 results = {m: [] for m in methods}
 for seed in seeds:
-    G, C, history = W.train_wgan_pair(seed, train=train, progress=False)
+    G, C, history = wgan.train_wgan_pair(seed, train=train, progress=False)
     energies = {"raw": C,
-                "head": ebmlib.calibrate(C, G, toy.sample_grid25, seed=seed, progress=False, **W.WGAN_HEAD),
+                "head": ebmlib.calibrate(C, G, toy.sample_grid25, seed=seed, progress=False, **wgan.WGAN_HEAD),
                 "finetune": ebmlib.calibrate(C, G, toy.sample_grid25, seed=seed, progress=False, **finetune),
                 "residual": ebmlib.calibrate(C, G, toy.sample_grid25, seed=seed, progress=False, **residual)}
     samples = {"generator": ebmlib.sample("generator", G, C, n, seed=100 + seed)}

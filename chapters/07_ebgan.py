@@ -46,16 +46,18 @@
 import inspect
 import os
 import statistics
-import tempfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
 
 import ebmlib
-from ebmlib import cifar10, losses, nets, pipeline, plot, toy
-from ebmlib.train import image_grid, train_discriminator, train_gan, train_images
+from ebmlib import losses, nets, plot, toy
+from ebmlib.images import Batches, image_grid, load_images, to_float
+from ebmlib.train import train_discriminator, train_gan
+from ebmlib.train_images import train_images
 
+plot.use_style()
 SMOKE = ebmlib.smoke()
 # Small nets on the CPU: one thread is as fast as two, and does not fight other jobs for the cores.
 torch.set_num_threads(1)
@@ -361,13 +363,13 @@ assert e_data.mean() < e_plane.mean(), (e_data.mean(), e_plane.mean())
 
 # %%
 ROOT = next((p for p in (Path.cwd(), *Path.cwd().parents) if (p / "pyproject.toml").exists()), Path.cwd())
-DEVICE = pipeline.default_device()
+DEVICE = ebmlib.default_device()
 REAL_DATA = not SMOKE and DEVICE.type == "cuda"
 if REAL_DATA:
-    images, _ = pipeline.load_images(Path(os.environ.get("EBMLIB_DATA") or ROOT / "data"))
+    images, _ = load_images("cifar10", Path(os.environ.get("EBMLIB_DATA") or ROOT / "data"))
     IMG = dict(steps=20_000, ch=64, code_dim=128, batch_size=64, latent_dim=128)
 else:
-    images, _ = pipeline.load_images(ROOT / "data" / "tiny", tiny=True)
+    images, _ = load_images("tiny", ROOT / "data" / "tiny")
     IMG = dict(steps=ebmlib.pick(500, 150), ch=8, code_dim=16, batch_size=32, latent_dim=64)
 M_IMG = 0.3
 print(f"{'CIFAR-10' if REAL_DATA else 'the tiny fake data set'}: {images.shape[0]} images; device {DEVICE}; "
@@ -378,10 +380,10 @@ G_img = nets.SNGANGenerator(latent_dim=IMG["latent_dim"], ch=IMG["ch"])
 D_img = nets.ConvAutoencoder(ch=IMG["ch"], code_dim=IMG["code_dim"], energy="mean")
 image_loss = losses.EBGANPT(margin=M_IMG, pt_weight=0.1)
 with torch.no_grad():
-    start_energy = D_img(cifar10.to_float(images[:256])).mean().item()
+    start_energy = D_img(to_float(images[:256])).mean().item()
 print(f"untrained D: mean energy of real images {start_energy:.3f}, mean of x^2 "
-      f"{cifar10.to_float(images[:256]).pow(2).mean():.3f}; margin {M_IMG}")
-log_img = train_images(G_img, D_img, cifar10.Batches(images, IMG["batch_size"], device=DEVICE, seed=0),
+      f"{to_float(images[:256]).pow(2).mean():.3f}; margin {M_IMG}")
+log_img = train_images(G_img, D_img, Batches(images, IMG["batch_size"], device=DEVICE, seed=0),
                        steps=IMG["steps"], n_dis=1, loss=image_loss, lr_g=2e-4, lr_d=1e-3, betas=(0.5, 0.999),
                        lr_decay="constant", ema=None, batch_size=IMG["batch_size"], device=DEVICE,
                        log_every=max(IMG["steps"] // 20, 1), progress=False)
@@ -392,7 +394,7 @@ print(f"trained in {log_img['seconds']:.0f} s; D loss {log_img['d_loss'][0]:.3f}
 G_img.eval(), D_img.eval()
 n_img = 500
 with torch.no_grad():
-    real_img = cifar10.to_float(images[torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(1))[:n_img]].to(DEVICE))
+    real_img = to_float(images[torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(1))[:n_img]].to(DEVICE))
     fake_img = G_img(torch.randn(n_img, IMG["latent_dim"], generator=torch.Generator().manual_seed(2)).to(DEVICE))
     noise_img = torch.rand(n_img, 3, 32, 32, generator=torch.Generator().manual_seed(3)).to(DEVICE) * 2 - 1
     energy = {name: D_img(x).float().cpu() for name, x in (("real", real_img), ("generated", fake_img),

@@ -59,9 +59,12 @@ import torch.nn.functional as F
 from matplotlib.image import imread
 
 import ebmlib
-from ebmlib import checkpoint, cifar10, losses, metrics, nets, pipeline
-from ebmlib.train import ema_decay, image_grid, learning_rate
+from ebmlib import checkpoint, losses, metrics, nets, plot
+from ebmlib.images import image_grid, load_images, to_float
+from ebmlib.recipes import pipeline
+from ebmlib.train_images import ema_decay, learning_rate
 
+plot.use_style()
 SMOKE = ebmlib.smoke()
 # Small nets on the CPU: a second thread gains little, and when another job shares the cores the threads
 # wait for each other and training runs many times slower. (On a GPU the CPU threads hardly matter.)
@@ -86,7 +89,7 @@ TINY_DATA = ROOT / "data" / "tiny"                        # the fake archive (sm
 DATA = Path(os.environ.get("EBMLIB_DATA") or ROOT / "data")  # the real CIFAR-10 (full mode)
 SCRATCH = Path(tempfile.mkdtemp(prefix="ebmlib_ch08_"))   # throw-away runs, removed at the end
 RUN = SCRATCH / "sngan" if SMOKE else ROOT / "runs" / "sngan"
-DEVICE = pipeline.default_device()
+DEVICE = ebmlib.default_device()
 print(f"device {DEVICE}; run folder {RUN if not SMOKE else 'a temporary folder'}")
 
 # %% [markdown]
@@ -99,10 +102,10 @@ print(f"device {DEVICE}; run folder {RUN if not SMOKE else 'a temporary folder'}
 # layer is a $\tanh$, so real and generated images live on the same scale.
 
 # %%
-images, labels = pipeline.load_images(TINY_DATA, tiny=True) if SMOKE else pipeline.load_images(DATA)
+images, labels = load_images("tiny", TINY_DATA) if SMOKE else load_images("cifar10", DATA)
 print(f"{images.shape[0]} training images, {tuple(images.shape[1:])}, {images.dtype}; "
       f"images per class {labels.bincount().tolist()}")
-real = cifar10.to_float(images[:32])
+real = to_float(images[:32])
 print(f"as floats: range [{real.min():.2f}, {real.max():.2f}]")
 assert images.dtype == torch.uint8 and tuple(images.shape[1:]) == (3, 32, 32)
 assert real.min() >= -1 and real.max() <= 1
@@ -243,7 +246,7 @@ assert all(abs(s - 1) < 0.1 for s in fresh) and all(abs(s - 1) < 0.01 for s in r
 # ## The training recipe
 #
 # Four more ingredients complete the recipe: SN-GAN's, plus an average of the generator's weights, which
-# later work added. `ebmlib.pipeline.PAPER_TRAIN` holds them:
+# later work added. `ebmlib.recipes.pipeline.PAPER_TRAIN` holds them:
 
 # %%
 print(pipeline.PAPER_TRAIN)
@@ -290,19 +293,18 @@ assert ema_decay(1, 0.9999) < 0.2 and ema_decay(K, 0.9999) == 0.9999
 # %% [markdown]
 # ## Training
 #
-# `ebmlib.pipeline.train` puts it together: it builds the pair, loads the data onto the device, and calls
-# the training loop `ebmlib.train.train_images` with `PAPER_TRAIN` overridden by the options we pass. Into
-# the run folder it writes `run.json` (the settings), `checkpoint.pt` (nets, optimisers, the EMA copy, the
-# step and every random-number state; written atomically every `checkpoint_every` steps),
+# `ebmlib.recipes.pipeline.train` puts it together: it builds the pair, loads the data onto the device, and
+# calls the training loop `ebmlib.train_images.train_images` with `PAPER_TRAIN` overridden by the options we
+# pass. Into the run folder it writes `run.json` (the settings), `checkpoint.pt` (nets, optimisers, the EMA
+# copy, the step and every random-number state; written atomically every `checkpoint_every` steps),
 # `metrics.jsonl` (one line of mean losses every `log_every` steps) and `samples/step_NNNNNN.png` (a grid of
 # 64 samples from the EMA generator at fixed latents every `sample_every` steps). On a GPU the forward
-# passes run in bf16 with the nets in channels-last layout.
-#
-# If the folder already holds a checkpoint, training resumes from it, and a finished run returns at once. In
-# full mode this cell therefore either trains for hours (on a GPU) or, after `make train-cifar10` has
-# filled `runs/sngan`, merely reads the finished run. The smoke run shrinks the nets, the batch and the
-# number of steps, and uses $n_\text{dis} = 1$: with so few steps the discriminator on the easy fake data
-# wins outright when it gets five updates per generator update.
+# passes run in bf16 with the nets in channels-last layout.  If the folder already holds a checkpoint,
+# training resumes from it, and a finished run returns at once. In full mode this cell therefore either
+# trains for hours (on a GPU) or, after `make train-cifar10` has filled `runs/sngan`, merely reads the
+# finished run. The smoke run shrinks the nets, the batch and the number of steps, and uses $n_\text{dis} =
+# 1$: with so few steps the discriminator on the easy fake data wins outright when it gets five updates per
+# generator update.
 
 # %%
 train_options = dict(steps=ebmlib.pick(100_000, 300), n_dis=ebmlib.pick(5, 1), batch_size=ebmlib.pick(64, 32))
@@ -317,8 +319,8 @@ if not SMOKE and not finished and DEVICE.type != "cuda":
                        "GPU. Train with `make train-cifar10` on a machine with one (the run lands in runs/sngan, "
                        "where this notebook will find it), or run the notebook with EBMLIB_SMOKE=1.")
 torch.manual_seed(0)
-history = pipeline.train(RUN, arch="cnn", tiny=SMOKE, data=TINY_DATA if SMOKE else DATA, device=DEVICE, ch=CH,
-                         progress=False, **train_options, **io_options)
+history = pipeline.train(RUN, arch="cnn", dataset="tiny" if SMOKE else "cifar10", root=TINY_DATA if SMOKE else DATA,
+                         device=DEVICE, ch=CH, progress=False, **train_options, **io_options)
 print(f"steps {history['start_step']} -> {history['step'][-1]} in {history['seconds']:.1f} s this call; "
       f"last D loss {history['d_loss'][-1]:.3f}, G loss {history['g_loss'][-1]:.3f}")
 print("run folder:", sorted(p.name for p in RUN.iterdir()))
@@ -404,7 +406,7 @@ n = ebmlib.pick(10_000, 1_000)
 gen = torch.Generator().manual_seed(1)
 z = torch.randn(n, G.latent_dim, generator=gen).to(DEVICE)
 pick_real = torch.randperm(images.shape[0], generator=gen)[:n]
-real = cifar10.to_float(images[pick_real].to(DEVICE))
+real = to_float(images[pick_real].to(DEVICE))
 hinge = losses.get_loss("hinge")
 
 
@@ -484,14 +486,14 @@ assert all(abs(s - 1) < 0.02 for s in trained_sigmas), trained_sigmas
 # writes a checkpoint and raises `KeyboardInterrupt`. Then we call `pipeline.train` on B's folder again: it
 # builds fresh nets and optimizers, finds the checkpoint, and loads every state from it.
 #
-# The data stream belongs to that state. `cifar10.Batches` walks through a shuffled copy of the data set,
-# epoch by epoch, and its state (the random generator it shuffles and flips with, the current permutation
+# The data stream belongs to that state. `ebmlib.images.Batches` walks through a shuffled copy of the data
+# set, epoch by epoch, and its state (the random generator it shuffles and flips with, the current permutation
 # and the position in it) goes into the checkpoint too. So the interruption may fall anywhere: with 1,000
 # images and batches of 50 an epoch is 20 batches, 10 steps at $n_\text{dis} = 2$, and step 7 lies in the
 # middle of the first one.
 
 # %%
-resume_settings = dict(arch="cnn", tiny=True, data=TINY_DATA, device="cpu", ch=4, progress=False, steps=16,
+resume_settings = dict(arch="cnn", dataset="tiny", root=TINY_DATA, device="cpu", ch=4, progress=False, steps=16,
                        n_dis=2, batch_size=50, checkpoint_every=4, log_every=2, sample_every=8)
 run_a, run_b = SCRATCH / "straight", SCRATCH / "interrupted"
 torch.manual_seed(0)
@@ -570,16 +572,16 @@ shutil.rmtree(SCRATCH, ignore_errors=True)  # the smoke run and the resume test;
 #   iteration a step with vectors that persist, so every layer has norm 1 and $d$ cannot become a cliff.
 # - The recipe: $n_\text{dis} = 5$, Adam $2\cdot10^{-4}$ with betas $(0, 0.9)$, a learning rate that decays
 #   linearly as a function of the step, and an exponential moving average of the generator's weights.
-# - `ebmlib.pipeline.train` runs it into a folder of files (checkpoint, log, sample grids) and resumes from
-#   the checkpoint; a run stopped by Ctrl-C resumes and ends bit for bit where an uninterrupted run ends.
+# - `ebmlib.recipes.pipeline.train` runs it into a folder of files (checkpoint, log, sample grids) and
+#   resumes from the checkpoint; a run stopped by Ctrl-C resumes and ends bit for bit where an uninterrupted run ends.
 #
 # ## Exercises
 #
 # 1. **Without spectral normalisation.** Build a pair with `pipeline.build("cnn", ch=16)`, remove the
 #    parametrisation from every layer in `nets.spectral_norm_layers(D)` with
 #    `torch.nn.utils.parametrize.remove_parametrizations(layer, "weight")`, and train it with
-#    `ebmlib.train.train_images` on `cifar10.Batches(images, 32)` with the smoke settings. Compare the
-#    loss curves and samples with the run above. What happens to the discriminator's loss and to the
+#    `ebmlib.train_images.train_images` on `ebmlib.images.Batches(images, 32)` with the smoke settings.
+#    Compare the loss curves and samples with the run above. What happens to the discriminator's loss and to the
 #    norms of its weights, and does the generator keep improving?
 # 2. **The best response.** Take $p_\text{data} = \mathcal N(0, 1)$ and $p_g = \mathcal N(\mu, 1)$ in one
 #    dimension. From the derivation, write down $d^*$ and the minimal hinge loss as functions of $\mu$ (the

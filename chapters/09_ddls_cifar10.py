@@ -47,9 +47,11 @@ import matplotlib.pyplot as plt
 import torch
 
 import ebmlib
-from ebmlib import cifar10, losses, metrics, pipeline
-from ebmlib.train import image_grid
+from ebmlib import features, losses, metrics, plot
+from ebmlib.images import image_grid, load_images, real_sampler, to_float
+from ebmlib.recipes import pipeline
 
+plot.use_style()
 SMOKE = ebmlib.smoke()
 # the smoke run's nets are tiny: one thread is about as fast as two, and far faster on a busy CPU
 torch.set_num_threads(1 if SMOKE else 2)
@@ -78,9 +80,10 @@ if SMOKE:
 else:
     DATA = Path(os.environ.get("EBMLIB_DATA") or ROOT / "data")    # the real CIFAR-10
     RUN = ROOT / "runs" / "sngan"                                  # chapter 08's run (make train-cifar10)
-    DEVICE = pipeline.default_device()
-train_images, train_labels = pipeline.load_images(DATA, tiny=SMOKE)
-test_images, test_labels = pipeline.load_images(DATA, tiny=SMOKE, train=False)
+    DEVICE = ebmlib.default_device()
+DATASET = "tiny" if SMOKE else "cifar10"
+train_images, train_labels = load_images(DATASET, DATA)
+test_images, test_labels = load_images(DATASET, DATA, train=False)
 print(f"device {DEVICE}; {len(train_images)} training and {len(test_images)} test images")
 
 # %% [markdown]
@@ -95,7 +98,7 @@ print(f"device {DEVICE}; {len(train_images)} training and {len(test_images)} tes
 
 # %%
 if SMOKE:
-    train_options = dict(tiny=True, device="cpu", ch=16, steps=200, n_dis=1, batch_size=32, lr_g=2e-3, lr_d=1e-3,
+    train_options = dict(device="cpu", ch=16, steps=200, n_dis=1, batch_size=32, lr_g=2e-3, lr_d=1e-3,
                          checkpoint_every=200, sample_every=200, log_every=50)
 else:
     if DEVICE.type != "cuda":
@@ -103,7 +106,7 @@ else:
                            "SN-GAN if runs/sngan holds no finished run): it needs a GPU. On a CPU, run the "
                            "chapter with EBMLIB_SMOKE=1.")
     train_options = dict(device=DEVICE)  # the paper's settings, pipeline.PAPER_TRAIN
-history = pipeline.train(RUN, arch="cnn", data=DATA, progress=False, **train_options)
+history = pipeline.train(RUN, arch="cnn", dataset=DATASET, root=DATA, progress=False, **train_options)
 print(f"{history['step'][-1]} generator steps ({history['seconds']:.1f} s in this call); "
       f"last D loss {history['d_loss'][-1]:.3f}, G loss {history['g_loss'][-1]:.3f}")
 
@@ -111,7 +114,7 @@ G, D = pipeline.load_run(RUN, device=DEVICE)  # the EMA generator and the raw (h
 with torch.no_grad():
     shown = G(torch.randn(24, G.latent_dim, generator=torch.Generator().manual_seed(0)).to(DEVICE))
 fig, axes = plt.subplots(1, 2, figsize=(9, 1.6))
-for ax, images, title in [(axes[0], cifar10.to_float(train_images[:24]), "training images"),
+for ax, images, title in [(axes[0], to_float(train_images[:24]), "training images"),
                           (axes[1], shown, "generator samples")]:
     ax.imshow(image_grid(images, nrow=12), interpolation="nearest"), ax.set_title(title), ax.axis("off")
 plt.tight_layout()
@@ -159,19 +162,19 @@ plt.show()
 # %%
 calibration = {} if not SMOKE else dict(steps=100, batch_size=64, lr=0.05)
 print("calibration settings:", {**pipeline.PAPER_CALIBRATION, **calibration})
-pipeline.calibrate(RUN, data=DATA, tiny=SMOKE, device=DEVICE, progress=False, **calibration)
+pipeline.calibrate(RUN, device=DEVICE, progress=False, **calibration)
 G, d = pipeline.load_calibrated(RUN, device=DEVICE)
 print(f"fitted head: d(x) = {d.scale.item():.3f} * D(x) {d.bias.item():+.3f}")
 
 # %% [markdown]
 # We measure the logistic loss of both logits on fresh draws that the fit never saw: held-out real
-# images (the test split, drawn with random flips by `pipeline.real_sampler`) and new generator samples.
+# images (the test split, drawn with random flips by `ebmlib.images.real_sampler`) and new generator samples.
 
 # %%
 n_check = ebmlib.pick(10_000, 512)
 draw = torch.Generator().manual_seed(1)
 with torch.no_grad():
-    real = pipeline.real_sampler(test_images, device=DEVICE)(n_check, draw)
+    real = real_sampler(test_images, device=DEVICE)(n_check, draw)
     fake = G(torch.randn(n_check, G.latent_dim, generator=draw).to(DEVICE))
     logits = {name: (torch.cat([net(x) for x in real.split(1000)]).float().cpu(),
                      torch.cat([net(x) for x in fake.split(1000)]).float().cpu())
@@ -326,7 +329,7 @@ if not SMOKE:  # the smoke run's gain in d is below the threshold derived below:
 shown_nn, k = 6, 5
 reference = train_images.to(DEVICE)
 idx, _ = metrics.nearest_neighbours(ddls.x[:shown_nn], reference, k=k)
-rows = torch.cat([torch.cat([ddls.x[i:i + 1].cpu(), cifar10.to_float(train_images[idx[i]])]) for i in range(shown_nn)])
+rows = torch.cat([torch.cat([ddls.x[i:i + 1].cpu(), to_float(train_images[idx[i]])]) for i in range(shown_nn)])
 fig, ax = plt.subplots(figsize=(4, 0.65 * shown_nn))
 ax.imshow(image_grid(rows, nrow=k + 1), interpolation="nearest"), ax.axis("off")
 ax.set_title(f"left: a DDLS sample; right: its {k} nearest training images")
@@ -373,14 +376,14 @@ assert 0.5 < ratio < 2, "DDLS samples should sit about as far from the training 
 
 # %%
 size = {} if not SMOKE else dict(steps=100, width=8, batch_size=64)
-extractors = {"classifier": pipeline.extractor("classifier", data=DATA, tiny=SMOKE, device=DEVICE, progress=False,
+extractors = {"classifier": pipeline.extractor("classifier", dataset=DATASET, root=DATA, device=DEVICE, progress=False,
                                                **size)}
 if not SMOKE:
     try:
         extractors["inception"] = pipeline.extractor("inception", device=DEVICE)
-    except metrics.InceptionUnavailable as e:
+    except features.InceptionUnavailable as e:
         print(f"FID and IS skipped: {e}")
-accuracy = metrics.classifier_accuracy(extractors["classifier"].model, test_images, test_labels)
+accuracy = features.classifier_accuracy(extractors["classifier"].model, test_images, test_labels)
 print(f"classifier accuracy on {len(test_images)} test images: {accuracy:.1%} (chance: 10%)")
 assert accuracy > ebmlib.pick(0.8, 0.5), "the classifier is too weak for its features to mean much"
 

@@ -7,15 +7,14 @@ full disk never leaves a half-written checkpoint where a good one was. ``load`` 
 truncated or foreign file into a ``CheckpointError`` that names it. ``load_state`` loads a module's
 weights only after checking that every name and shape matches.
 
-``ebmlib.train.train_images`` writes checkpoints with the keys {format, step, config, G, D, G_ema,
+``ebmlib.train_images.train_images`` writes checkpoints with the keys {format, step, config, G, D, G_ema,
 opt_g, opt_d, rng, history, window}; ``load_generator`` reads the generator back out of one.
 """
-import contextlib
-import os
-import tempfile
 from pathlib import Path
 
 import torch
+
+from ._files import torch_save
 
 FORMAT = "ebmlib-checkpoint/1"
 
@@ -30,43 +29,14 @@ def save(state: dict, path) -> Path:
     On any failure (including KeyboardInterrupt) the temporary file is removed and an existing file
     at ``path`` is left as it was. Returns the path.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # same folder: os.replace is only atomic within one file system
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())  # the bytes are on disk before the rename makes them visible
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_folder(path.parent)
-    return path
+    return torch_save(state, path)
 
 
-def _fsync_folder(folder):
-    """Make the rename itself durable where the OS allows syncing a folder (POSIX)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def load(path, required=(), map_location="cpu") -> dict:
-    """Read a checkpoint written by ``save``; check its format and that it has the ``required`` keys.
+def load(path, required=(), map_location="cpu", format=FORMAT) -> dict:
+    """Read a checkpoint written by ``save``; check its ``format`` and that it has the ``required`` keys.
 
     Raises FileNotFoundError when there is no file, and CheckpointError (naming the file) when it is
-    truncated, not a checkpoint, or lacks a required key.
+    truncated, of another format (another kind of file, or an older ebmlib), or lacks a required key.
     """
     path = Path(path)
     if not path.is_file():
@@ -77,9 +47,10 @@ def load(path, required=(), map_location="cpu") -> dict:
         raise CheckpointError(
             f"cannot read checkpoint {path} ({type(err).__name__}: {err}); the file is truncated or not an "
             f"ebmlib checkpoint. Move it away (or use another out_dir) to start afresh.") from err
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
+    if not isinstance(state, dict) or state.get("format") != format:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
-        raise CheckpointError(f"{path} is not an ebmlib checkpoint: expected format {FORMAT!r}, found {found!r}")
+        raise CheckpointError(f"{path} is not the file expected here: its format is {found!r}, expected {format!r}. "
+                              "Write it again with this version of ebmlib, or point to the right file.")
     missing = [k for k in required if k not in state]
     if missing:
         raise CheckpointError(f"checkpoint {path} lacks {missing}; it was not written by this version of ebmlib")

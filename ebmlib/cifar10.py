@@ -7,9 +7,7 @@ The official archive is a gzipped tar of pickled batches (``cifar-10-batches-py/
 ``load`` reads the archive once and caches the uint8 arrays next to it (``cifar-10-train.pt``,
 ``cifar-10-test.pt``); later calls read only the cache. ``make_fake_archive`` writes a small archive of
 the same format (coloured discs, one colour a class) for tests and for smoke runs of the GPU chapters.
-
-Units: images are uint8 in [0, 255] until ``to_float`` maps them to float32 in [-1, 1]
-(``x / 127.5 - 1``); ``to_uint8`` is its inverse (rounded).
+Images are uint8 (N, 3, 32, 32) in [0, 255]; ``ebmlib.images`` converts them and registers both sets.
 """
 import gzip
 import hashlib
@@ -17,7 +15,6 @@ import io
 import os
 import pickle
 import tarfile
-import tempfile
 import urllib.error
 import urllib.request
 import warnings
@@ -26,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from . import smoke
 from ._checks import positive_int
+from ._files import atomic_write, publish, temporary_beside, torch_save
+from ._runtime import progress_bar
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -82,46 +79,48 @@ def check_md5(path, md5) -> None:
             f"It was not used and has been left in place; delete it and run again to download a fresh copy.")
 
 
-def download(root=None, url=URL, md5=MD5, progress=None) -> Path:
+def download(root=None, url=None, md5=MD5, progress=None) -> Path:
     """Download the archive into ``data_dir(root)`` and check its md5; returns the archive's path.
 
     An archive already there is checked, not downloaded again. The download goes to a temporary file
     that is renamed only when complete and correct, so a crash never leaves a half-written archive
     under the real name. A download with the wrong md5 is kept as ``<archive>.bad-md5`` (never used,
     never silently deleted) and an ArchiveError names it with both checksums. No network: DownloadError
-    naming the URL and the folder to put the archive in. ``progress``: a tqdm bar (default: on, off in
-    smoke mode).
+    naming the URL and the folder to put the archive in. ``url``: default :data:`URL`. ``progress``: a
+    progress bar (default: on, off in smoke mode).
     """
+    url = url or URL
     folder = data_dir(root)
-    folder.mkdir(parents=True, exist_ok=True)
     archive = folder / ARCHIVE_NAME
     if archive.exists():
         check_md5(archive, md5)
         return archive
-    fd, tmp = tempfile.mkstemp(prefix=ARCHIVE_NAME + ".", suffix=".part", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            actual = _stream(url, out, progress)
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        os.unlink(tmp)  # a partial download is useless and under a temporary name: nothing of the user's
-        raise DownloadError(_missing_message(folder, url, reason=f"{type(e).__name__}: {e}")) from e
-    if actual != md5:
-        bad = archive.with_name(ARCHIVE_NAME + ".bad-md5")
-        os.replace(tmp, bad)
-        raise ArchiveError(
-            f"the file downloaded from {url} has md5 {actual}, expected {md5}. It was not used; it is kept as "
-            f"{bad} for inspection. Delete it and run again, or download the archive by hand into {folder}.")
-    os.replace(tmp, archive)
-    return archive
+    created = not folder.exists()
+    with temporary_beside(archive) as tmp:
+        try:
+            with open(tmp, "wb") as out:
+                actual = _stream(url, out, progress)
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            message = _missing_message(folder, url, reason=f"{type(e).__name__}: {e}")
+            tmp.unlink()
+            if created:  # leave no empty folder behind where there was none
+                folder.rmdir()
+            raise DownloadError(message) from e
+        if actual != md5:
+            bad = publish(tmp, archive.with_name(ARCHIVE_NAME + ".bad-md5"))
+            raise ArchiveError(
+                f"the file downloaded from {url} has md5 {actual}, expected {md5}. It was not used; it is kept "
+                f"as {bad} for inspection. Delete it and run again, or download the archive by hand into {folder}.")
+        return publish(tmp, archive)
 
 
 def _stream(url, out, progress):
     """Copy ``url`` into the open file ``out`` with a progress bar; returns the md5 of what was written."""
     digest = hashlib.md5()
-    show = (not smoke()) if progress is None else bool(progress)
     with urllib.request.urlopen(url, timeout=60) as response:
         total = int(response.headers.get("Content-Length") or 0) or None
-        with tqdm(total=total, unit="B", unit_scale=True, desc=ARCHIVE_NAME, disable=not show) as bar:
+        with progress_bar(total=total, unit="B", unit_scale=True, desc=ARCHIVE_NAME, progress=progress,
+                          leave=True) as bar:
             for chunk in iter(lambda: response.read(1 << 20), b""):
                 out.write(chunk)
                 digest.update(chunk)
@@ -155,15 +154,7 @@ def _read_cache(path, md5):
 
 
 def _write_cache(path, images, labels, md5):
-    """Write atomically: a temporary file renamed into place, so a crash never leaves half a cache."""
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save({"images": images, "labels": labels, "md5": md5, "format": _CACHE_FORMAT}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    torch_save({"images": images, "labels": labels, "md5": md5, "format": _CACHE_FORMAT}, path)
 
 
 def _decode_batch(raw, name):
@@ -208,14 +199,15 @@ def read_archive(archive):
 _download = download  # load() has an argument named ``download``
 
 
-def load(root=None, train=True, download=True, url=URL, md5=MD5, progress=None):
+def load(root=None, train=True, download=True, url=None, md5=MD5, progress=None):
     """CIFAR-10 as tensors: (images uint8 (N, 3, 32, 32) in [0, 255], labels int64 (N,) in 0..9).
 
     N is 50000 for ``train=True``, 10000 for the test split. The first call checks the archive's md5,
     reads it and writes a cache of both splits next to it; later calls read only the cache (a cache that
     is unreadable or was built from another archive is rebuilt). A missing archive is downloaded when
     ``download`` is true; otherwise, or offline, the error names the URL and the folder to put it in.
-    ``url``/``md5`` select another archive of the same format (tests point them at a fake one).
+    ``url`` (default :data:`URL`) and ``md5`` select another archive of the same format (tests point them
+    at a fake one).
     """
     folder = data_dir(root)
     cached = _read_cache(_cache_path(folder, train), md5)
@@ -227,7 +219,7 @@ def load(root=None, train=True, download=True, url=URL, md5=MD5, progress=None):
     elif download:
         _download(folder, url=url, md5=md5, progress=progress)
     else:
-        raise FileNotFoundError(_missing_message(folder, url, reason="download=False"))
+        raise FileNotFoundError(_missing_message(folder, url or URL, reason="download=False"))
     splits = read_archive(archive)
     for split, (images, labels) in splits.items():
         _write_cache(_cache_path(folder, split == "train"), images, labels, md5)
@@ -285,23 +277,19 @@ def make_fake_archive(path, n_train=1000, n_test=200, seed=0) -> str:
     for name, idx in zip(TRAIN_BATCHES, np.array_split(np.arange(n_train), 5)):
         members[name] = _pickled_batch(images[idx], labels[idx], name)
     members[TEST_BATCH] = _pickled_batch(images[n_train:], labels[n_train:], TEST_BATCH)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent)
-    with os.fdopen(fd, "wb") as f, gzip.GzipFile(filename="", mode="wb", fileobj=f, mtime=0) as gz, \
+    with atomic_write(path) as f, gzip.GzipFile(filename="", mode="wb", fileobj=f, mtime=0) as gz, \
             tarfile.open(fileobj=gz, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         for name, payload in members.items():
             info = tarfile.TarInfo(f"{FOLDER}/{name}")
             info.size, info.mtime, info.mode = len(payload), 0, 0o644
             tar.addfile(info, io.BytesIO(payload))
-    os.replace(tmp, path)
     return md5sum(path)
 
 
 def tiny(root, train=True, n_train=1000, n_test=200, seed=0):
     """Write the fake archive into ``root`` and load it: (uint8 (N, 3, 32, 32), int64 (N,)).
 
-    The stand-in for CIFAR-10 in tests and smoke runs. ``root`` must be a folder of its own: a marker file
+    The stand-in for CIFAR-10 in tests and smoke runs (registered as the image data set ``tiny``). ``root`` must be a folder of its own: a marker file
     ``FAKE_DATA`` says that its archive is a fake, and an archive found in a folder without the marker
     (the real one, perhaps damaged) is never overwritten (ArchiveError).
     """
@@ -316,86 +304,3 @@ def tiny(root, train=True, n_train=1000, n_test=200, seed=0):
     # cache, and a fake of other sizes or another seed replaces the old one.
     md5 = make_fake_archive(archive, n_train=n_train, n_test=n_test, seed=seed)
     return load(folder, train=train, download=False, md5=md5)
-
-
-# --- batches on the device -------------------------------------------------------------------------
-
-def to_float(images):
-    """uint8 images in [0, 255] -> float32 in [-1, 1] (x / 127.5 - 1), on the same device, same shape."""
-    return images.float().div_(127.5).sub_(1.0)
-
-
-def to_uint8(x):
-    """float images in [-1, 1] -> uint8 in [0, 255], rounded; values outside [-1, 1] are clipped."""
-    return ((x.detach().float() + 1.0) * 127.5).round_().clamp_(0, 255).to(torch.uint8)
-
-
-def flip_random(x, generator):
-    """Flip each image of a batch (B, C, H, W) left-right with probability 1/2, in one op on its device.
-
-    The coin flips are drawn on ``generator``'s device (a CPU generator may drive a GPU batch)."""
-    device = generator.device if generator is not None else x.device
-    flip = (torch.rand(x.shape[0], device=device, generator=generator) < 0.5).to(x.device)
-    return torch.where(flip[:, None, None, None], x.flip(-1), x)
-
-
-class Batches:
-    """An endless stream of random batches drawn from images held on the device, no DataLoader.
-
-    ``images``: uint8 (N, 3, H, W) (all of CIFAR-10's train split is 150 MB as uint8: it stays on the
-    GPU); ``labels``: optional int64 (N,). Each epoch is a fresh permutation on the device; a batch is
-    ``batch_size`` images converted to float32 in [-1, 1] and (``flip=True``) flipped left-right at
-    random, image by image, in one op on the whole batch. ``next(batches)`` returns x (B, 3, H, W), or
-    (x, y) when labels were given. The same ``seed`` gives the same batches on the CPU.
-    """
-
-    def __init__(self, images, batch_size, labels=None, device=None, seed=0, flip=True):
-        if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.dim() != 4:
-            what = f"{getattr(images, 'dtype', type(images).__name__)} {tuple(getattr(images, 'shape', ()))}"
-            raise ValueError(f"images must be a uint8 tensor (N, C, H, W), got {what}")
-        positive_int(batch_size, "batch_size")
-        if batch_size > images.shape[0]:
-            raise ValueError(f"batch_size {batch_size} is larger than the {images.shape[0]} images")
-        if labels is not None and tuple(labels.shape) != (images.shape[0],):
-            raise ValueError(f"labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}")
-        self.device = torch.device(device) if device is not None else images.device
-        self.images = images.to(self.device)
-        self.labels = None if labels is None else labels.to(self.device, torch.int64)
-        self.batch_size, self.flip = batch_size, flip
-        self.generator = torch.Generator(device=self.device).manual_seed(seed)
-        self._order, self._pos, self.epoch = None, 0, 0  # epoch: permutations used up so far
-
-    def state_dict(self):
-        """Where the stream stands: the generator's state, the current permutation and the position in it,
-        so that a resumed training run draws exactly the batches an uninterrupted one would."""
-        return {"generator": self.generator.get_state(), "epoch": self.epoch, "pos": self._pos,
-                "order": None if self._order is None else self._order.cpu()}
-
-    def load_state_dict(self, state):
-        """Restore what :meth:`state_dict` returned (the images themselves are not part of the state)."""
-        order = state["order"]
-        if order is not None and (order.numel() != self.images.shape[0] or state["pos"] > order.numel()):
-            raise ValueError(f"this batch state belongs to a data set of {order.numel()} images, not "
-                             f"{self.images.shape[0]}: resume with the same images")
-        self.generator.set_state(state["generator"])
-        self.epoch, self._pos = state["epoch"], state["pos"]
-        self._order = None if order is None else order.to(self.device)
-
-    def __len__(self):
-        """Full batches in one epoch (the tail of each permutation is dropped)."""
-        return self.images.shape[0] // self.batch_size
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        if self._order is None or self._pos + self.batch_size > self._order.numel():
-            self.epoch += self._order is not None
-            self._order = torch.randperm(self.images.shape[0], device=self.device, generator=self.generator)
-            self._pos = 0
-        idx = self._order[self._pos:self._pos + self.batch_size]
-        self._pos += self.batch_size
-        x = to_float(self.images[idx])
-        if self.flip:
-            x = flip_random(x, self.generator)
-        return x if self.labels is None else (x, self.labels[idx])

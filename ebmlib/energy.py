@@ -11,9 +11,14 @@ import math
 import torch
 from torch import nn
 
+from . import checkpoint as ckpt
 from ._checks import last_dim
+from ._files import torch_save
+from ._runtime import module_device
 from .nets import ACTIVATIONS, mlp
 from .train import train_discriminator
+
+CALIBRATION_FORMAT = "ebmlib-calibration/1"
 
 
 def log_standard_normal(z):
@@ -93,7 +98,37 @@ class ResidualLogit(_OnFrozenLogit):
         return self.d(x) + self.r(torch.cat([phase.sin(), phase.cos()], dim=-1)).squeeze(-1)
 
 
-CALIBRATION_METHODS = ("head", "finetune", "residual")
+# Calibration methods: how the model on top of the frozen d is built. The residual's Fourier features of
+# x mean something only for low-dimensional x (the toy world); on images use the head or fine-tuning.
+CALIBRATION_METHODS = {
+    "head": "a logistic head a*d(x)+b on the frozen d",
+    "finetune": "a copy of d trained further with the logistic loss",
+    "residual": "the frozen d plus a correction on Fourier features of x (low-dimensional data only)",
+}
+ANY_DIMENSION = ("head", "finetune")
+_DEFAULT_LR = {"head": 1e-2, "finetune": 1e-4, "residual": 1e-3}
+
+
+def calibration_model(method, d, *, dim=None, residual=None, seed=0):
+    """The untrained model that calibration fits, for ``method`` in :data:`CALIBRATION_METHODS`.
+
+    'head': :class:`CalibratedLogit` around a copy of d; 'finetune': a copy of d with every parameter
+    trainable; 'residual': :class:`ResidualLogit` around a copy of d for inputs of width ``dim``, with the
+    ``residual`` options. The original d is never modified. ``calibrate`` and ``load_calibration`` both
+    build their models here, so a saved calibration always loads into the model that was fitted.
+    """
+    if method not in CALIBRATION_METHODS:
+        raise ValueError(f"calibration method must be one of {sorted(CALIBRATION_METHODS)}, got {method!r}")
+    copied = copy.deepcopy(d)
+    if method == "head":
+        return CalibratedLogit(copied)
+    if method == "residual":
+        if dim is None:
+            raise ValueError("the residual calibration needs the data's width dim (x has shape (N, dim))")
+        return ResidualLogit(copied, dim, **{"seed": seed, **(residual or {})})
+    for p in copied.parameters():
+        p.requires_grad_(True)
+    return copied
 
 
 def calibrate(d, G, sample_real, *, method="head", steps=500, batch_size=512, lr=None, lr_decay=True, seed=0,
@@ -105,28 +140,21 @@ def calibrate(d, G, sample_real, *, method="head", steps=500, batch_size=512, lr
     towards the optimal discriminator for this G (the DDLS theorem's assumption). The original d's
     weights are never modified (d and G are put in eval mode). ``method="residual"`` keeps d frozen
     and fits a correction on Fourier features, d(x) + r(x) (:class:`ResidualLogit`): for
-    low-dimensional data, where d's own capacity limits how sharp a ratio it can express. ``sample_real(n, generator) -> (n, dim)`` draws real data; fakes are
-    G(z), z ~ N(0, I). ``lr`` defaults to 1e-2 for the head, 1e-4 for fine-tuning and 1e-3 for the
-    residual; with ``lr_decay`` it falls linearly to 0 over the steps. ``residual`` is a dict of
-    :class:`ResidualLogit` options (``features``, ``scale``, ``hidden``, ``depth``).
-    Returns a module x (N, dim) -> calibrated logits (N,), in eval mode.
+    low-dimensional data, where d's own capacity limits how sharp a ratio it can express.
+    ``sample_real(n, generator) -> (n, ...)`` draws real data; fakes are G(z), z ~ N(0, I). ``lr``
+    defaults to 1e-2 for the head, 1e-4 for fine-tuning and 1e-3 for the residual; with ``lr_decay`` it
+    falls linearly to 0 over the steps. ``residual`` is a dict of :class:`ResidualLogit` options
+    (``features``, ``scale``, ``hidden``, ``depth``).
+    Returns a module x (N, ...) -> calibrated logits (N,), in eval mode, with the settings that rebuild
+    it in ``.calibration`` (what ``save_calibration`` stores).
     """
     if method not in CALIBRATION_METHODS:
-        raise ValueError(f"calibration method must be one of {CALIBRATION_METHODS}, got {method!r}")
+        raise ValueError(f"calibration method must be one of {sorted(CALIBRATION_METHODS)}, got {method!r}")
     G.eval(), d.eval()
-    if method == "head":
-        model, lr = CalibratedLogit(copy.deepcopy(d)), 1e-2 if lr is None else lr
-    elif method == "residual":
-        dim = sample_real(2, torch.Generator().manual_seed(seed)).shape[-1]
-        model = ResidualLogit(copy.deepcopy(d), dim, **{"seed": seed, **(residual or {})})
-        lr = 1e-3 if lr is None else lr
-    else:
-        model, lr = copy.deepcopy(d), 1e-4 if lr is None else lr
-        for p in model.parameters():
-            p.requires_grad_(True)
-
-    param = next(G.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
+    dim = sample_real(2, torch.Generator().manual_seed(seed)).shape[-1] if method == "residual" else None
+    model = calibration_model(method, d, dim=dim, residual=residual, seed=seed)
+    lr = _DEFAULT_LR[method] if lr is None else lr
+    device = module_device(G)
     model.to(device)
 
     def sample_fake(n, gen):
@@ -135,4 +163,26 @@ def calibrate(d, G, sample_real, *, method="head", steps=500, batch_size=512, lr
 
     train_discriminator(model, sample_real, sample_fake, steps=steps, batch_size=batch_size, lr=lr,
                         lr_decay=lr_decay, seed=seed, progress=progress)
+    model.calibration = {"method": method, "dim": dim, "residual": residual, "seed": seed}
     return model.eval()
+
+
+def save_calibration(model, path):
+    """Write a calibrated logit returned by :func:`calibrate` to ``path`` (atomically): its weights and the
+    settings that rebuild it around the same discriminator."""
+    if not hasattr(model, "calibration"):
+        raise ValueError("save_calibration takes a model returned by ebmlib.calibrate (it carries .calibration)")
+    return torch_save({"format": CALIBRATION_FORMAT, **model.calibration, "state": model.state_dict()}, path)
+
+
+def load_calibration(path, d, map_location="cpu"):
+    """The calibrated logit saved at ``path``, rebuilt around the discriminator ``d`` (eval mode).
+
+    Errors name the file: not a calibration, or weights that do not fit ``d`` (another architecture).
+    """
+    saved = ckpt.load(path, required=("method", "state"), map_location=map_location, format=CALIBRATION_FORMAT)
+    model = calibration_model(saved["method"], d, dim=saved.get("dim"), residual=saved.get("residual"),
+                              seed=saved.get("seed", 0))
+    ckpt.load_state(model, saved["state"], what=f"calibrated logit ({saved['method']})", path=path)
+    model.calibration = {k: saved.get(k) for k in ("method", "dim", "residual", "seed")}
+    return model.to(module_device(d)).eval()

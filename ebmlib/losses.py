@@ -6,11 +6,11 @@ Each loss is an object with
 where ``real_out`` and ``fake_out`` are the discriminator's raw outputs, shape (N,): logits for the
 logistic losses, critic values for hinge and Wasserstein.
 
-A loss that also regularises D has a method ``penalty(D, real, fake, generator=None) -> scalar``; a
-training loop adds it to the discriminator loss (``ebmlib.train.train_images`` does). A loss that also
-regularises G has ``generator_penalty(D, fake) -> scalar`` (EBGAN's pulling-away term, which reads D's
-embeddings ``D.embed(fake)``); ``train_gan`` and ``train_images`` add it to every generator loss. For
-EBGAN the outputs are energies >= 0 (an autoencoder's reconstruction error).
+A loss that also regularises D has a method ``penalty(D, real, fake, generator=None) -> scalar``, which
+``ebmlib.train.discriminator_step`` (the D update of every training loop) adds to the discriminator
+loss. A loss that also regularises G has ``generator_penalty(D, fake) -> scalar`` (EBGAN's pulling-away
+term, which reads D's embeddings ``D.embed(fake)``), which ``ebmlib.train.generator_step`` adds to the
+generator loss. For EBGAN the outputs are energies >= 0 (an autoencoder's reconstruction error).
 """
 import torch
 import torch.nn.functional as F
@@ -184,7 +184,7 @@ def get_loss(name_or_loss, *, wasserstein=False):
     """A loss object from its name ('ns', 'vanilla', 'hinge', 'ebgan', 'ebgan-pt'), or the object itself.
 
     ``wasserstein=True`` also accepts 'wgan' and 'wgan-gp' (for loops that keep D Lipschitz and apply
-    ``loss.penalty``, like ``ebmlib.train.train_images`` and ``ebmlib.train.train_gan``).
+    ``loss.penalty``, like ``ebmlib.train.train_gan`` and ``ebmlib.train_images.train_images``).
     """
     if not isinstance(name_or_loss, str):
         return name_or_loss

@@ -1,31 +1,23 @@
-"""Sample-quality scores: the Fréchet distance, the Inception-style score, their feature extractors,
-and nearest neighbours in pixel space.
+"""Sample-quality scores: the Fréchet distance, the Inception-style score, and nearest neighbours in
+pixel space.
 
-Two extractors share one interface (``extract``): the FID Inception-v3 (TF weights ported by
-torch-fidelity, loaded from a local file, optional extra ``inception``), whose scores are the FID and
-the Inception Score; and ``CifarClassifier``, a small CNN trained here, whose scores are named the
-"Fréchet classifier distance" (FCD) and the "classifier score" -- never FID or IS, since they are not
-comparable with published numbers. An extractor is an ``nn.Module`` mapping uint8 images (B, 3, H, W)
-to (features (B, D), logits (B, C)), with a ``name`` and ``score_names`` (distance key, score key).
+The feature extractors live in ``ebmlib.features``: the FID Inception-v3 (its scores are the FID and the
+Inception Score) and a classifier trained here (its scores are the "Fréchet classifier distance" and
+the "classifier score", never FID or IS). An extractor is an ``nn.Module`` mapping uint8 images
+(B, 3, H, W) to (features (B, D), logits (B, C)), with a ``name`` and ``score_names`` (distance key,
+score key).
 
 Rules every score here follows: the Fréchet distance is computed in float64 with an exact matrix square
 root; nets are put in eval mode and run under ``torch.no_grad`` in batches; every score is reported with
 the sample counts it was computed from (``score`` returns them in the same dict).
 """
-import contextlib
 import math
-import os
-import time
-from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from torch import nn
-from tqdm import tqdm
 
 from ._checks import positive_int
-from .cifar10 import Batches, to_float, to_uint8
-from .train import show_progress
+from ._runtime import evaluating
+from .images import to_float, uint8_batches
 
 # --- the Fréchet distance ------------------------------------------------------------------------
 
@@ -143,38 +135,6 @@ def inception_score(probs, splits=10):
 # --- running nets for scoring --------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def evaluating(model):
-    """Eval mode (BatchNorm running stats, no dropout) inside the block; the previous mode restored after."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
-
-
-def _as_uint8(images):
-    """uint8 images as they are; float images (read as [-1, 1], a generator's range) quantised to uint8.
-
-    Real data is uint8, so generated samples are quantised the same way before any net sees them.
-    """
-    if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3:
-        raise ValueError(f"images must be a tensor (N, 3, H, W), got {tuple(getattr(images, 'shape', ()))}")
-    return images if images.dtype == torch.uint8 else to_uint8(images)
-
-
-def _chunks(images, batch_size):
-    """Yield uint8 batches from a tensor (N, 3, H, W) or from an iterable of such tensors."""
-    if isinstance(images, torch.Tensor):
-        images = _as_uint8(images)
-        for start in range(0, images.shape[0], batch_size):
-            yield images[start:start + batch_size]
-    else:
-        for chunk in images:  # e.g. a generator producing samples batch by batch
-            yield _as_uint8(chunk)
-
-
 @torch.no_grad()
 def extract(extractor, images, batch_size=250):
     """Run ``extractor`` over ``images`` in batches: returns (n, (mu, sigma), probs).
@@ -186,7 +146,7 @@ def extract(extractor, images, batch_size=250):
     positive_int(batch_size, "batch_size")
     moments, probs = _Moments(), []
     with evaluating(extractor):
-        for x in _chunks(images, batch_size):
+        for x in uint8_batches(images, batch_size):
             features, logits = extractor(x)
             moments.add(features)
             probs.append(logits.float().softmax(1).cpu())
@@ -235,189 +195,6 @@ def describe(scores) -> str:
         values[-1] += f" ± {scores[std_key]:.3f} ({scores['splits']} splits)"
     return (f"{', '.join(values)} -- {scores['n_samples']} samples vs {scores['n_reference']} reference "
             f"images, {scores['extractor']} features")
-
-
-# --- the FID Inception-v3, from local weights (optional extra) -------------------------------------
-
-INCEPTION_WEIGHTS_ENV = "EBMLIB_INCEPTION_WEIGHTS"
-INCEPTION_WEIGHTS_URL = ("https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
-                         "weights-inception-2015-12-05-6726825d.pth")
-
-
-class InceptionUnavailable(RuntimeError):
-    """The Inception-v3 extractor cannot be built: its library or its weights file is missing."""
-
-
-def inception_weights_path(path=None) -> Path:
-    """The weights file: ``path``, else ``$EBMLIB_INCEPTION_WEIGHTS``; InceptionUnavailable when absent."""
-    path = path or os.environ.get(INCEPTION_WEIGHTS_ENV)
-    advice = (f"Download {INCEPTION_WEIGHTS_URL} (the TF FID Inception-v3 ported to PyTorch by torch-fidelity) "
-              f"and pass its path as `weights`, or set {INCEPTION_WEIGHTS_ENV} to it.")
-    if not path:
-        raise InceptionUnavailable(f"no Inception-v3 weights file given. {advice}")
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise InceptionUnavailable(f"the Inception-v3 weights file {path} does not exist. {advice}")
-    return path
-
-
-class InceptionExtractor(nn.Module):
-    """The FID Inception-v3: uint8 (B, 3, H, W) -> (pool features (B, 2048), logits (B, 1008)).
-
-    Wraps torch-fidelity's port of the TF graph (images resized to 299x299 inside, as in TF), so its FID
-    and IS are comparable with numbers computed by the TF code; torchvision's Inception weights are not.
-    """
-
-    name = "inception-v3-fid"
-    score_names = ("fid", "inception_score")
-
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-
-    def forward(self, x):
-        features, logits = self.net(x.to(next(self.net.parameters()).device))
-        return features, logits
-
-
-def load_inception(weights=None, device=None):
-    """The FID Inception-v3 extractor from a local weights file, in eval mode on ``device``.
-
-    ``weights``: path to ``weights-inception-2015-12-05-6726825d.pth``, else ``$EBMLIB_INCEPTION_WEIGHTS``.
-    Needs the optional extra: ``pip install -e .[inception]`` (torch-fidelity). Raises
-    InceptionUnavailable saying what to install or download, and where to put it.
-    """
-    path = inception_weights_path(weights)
-    try:
-        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
-    except ImportError as e:
-        raise InceptionUnavailable(
-            f"the FID Inception-v3 needs torch-fidelity, which is not installed ({e}). Install the optional "
-            f"extra: pip install -e '.[inception]' (or pip install torch-fidelity).") from e
-    try:
-        net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
-                                          feature_extractor_weights_path=str(path))
-    except Exception as e:  # a truncated file, or another network's weights
-        raise InceptionUnavailable(f"could not load Inception-v3 weights from {path} ({type(e).__name__}: {e}). "
-                                   f"Download a fresh copy of {INCEPTION_WEIGHTS_URL}.") from e
-    return InceptionExtractor(net).to(device or "cpu").eval()
-
-
-# --- a small CIFAR-10 classifier as a feature extractor ---------------------------------------------
-
-
-def _conv_block(c_in, c_out):
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.GELU())
-
-
-class CifarClassifier(nn.Module):
-    """A small fast CNN: float images (B, 3, 32, 32) in [-1, 1] -> logits (B, 10).
-
-    Three stages of conv-BN-GELU blocks with max-pooling (32 -> 16 -> 8 -> 4), then global average
-    pooling to the penultimate features (B, 4 * width) and a linear head. ``features(x)`` returns them.
-    """
-
-    def __init__(self, width=32, n_classes=10):
-        super().__init__()
-        positive_int(width, "width")
-        w = width
-        self.body = nn.Sequential(
-            _conv_block(3, w), _conv_block(w, w), nn.MaxPool2d(2),
-            _conv_block(w, 2 * w), _conv_block(2 * w, 2 * w), nn.MaxPool2d(2),
-            _conv_block(2 * w, 4 * w), _conv_block(4 * w, 4 * w), nn.MaxPool2d(2),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.head = nn.Linear(4 * w, n_classes)
-        self.feature_dim, self.n_classes = 4 * w, n_classes
-
-    def features(self, x):
-        """Penultimate features (B, 4 * width) of float images (B, 3, 32, 32) in [-1, 1]."""
-        if x.dim() != 4 or x.shape[1:] != (3, 32, 32):
-            raise ValueError(f"images must have shape (B, 3, 32, 32), got {tuple(x.shape)}")
-        return self.body(x)
-
-    def forward(self, x):
-        return self.head(self.features(x))
-
-
-class ClassifierExtractor(nn.Module):
-    """A trained ``CifarClassifier`` as an extractor: uint8 (B, 3, 32, 32) -> (features, logits).
-
-    Its scores are the Fréchet classifier distance (``fcd``) and the classifier score: not FID or IS.
-    """
-
-    name = "cifar-classifier"
-    score_names = ("fcd", "classifier_score")
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        device = next(self.model.parameters()).device
-        features = self.model.features(to_float(x.to(device)))
-        return features, self.model.head(features)
-
-
-def train_classifier(images, labels, steps=2000, batch_size=256, device=None, seed=0, width=32, lr=3e-3,
-                     progress=None):
-    """Train a ``CifarClassifier`` on uint8 images (N, 3, 32, 32) with labels int64 (N,); returns it in eval mode.
-
-    Batches are drawn on the device with random flips (``cifar10.Batches``); Adam with a learning rate that
-    falls linearly to 0 over ``steps``; bf16 autocast on CUDA. Deterministic for a ``seed`` on the CPU.
-    The model carries ``model.history``: {"step", "loss", "seconds"}.
-    """
-    positive_int(steps, "steps")
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    torch.manual_seed(seed)  # the initial weights
-    model = CifarClassifier(width=width).to(device)
-    batches = Batches(images, batch_size, labels=labels, device=device, seed=seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1 - i / steps)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
-    history, start = {"step": [], "loss": []}, time.perf_counter()
-    model.train()
-    for step in tqdm(range(1, steps + 1), disable=not show_progress(progress), desc="classifier", leave=False):
-        x, y = next(batches)
-        with autocast:
-            loss = F.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        schedule.step()
-        if step % 50 == 0 or step == steps:
-            history["step"].append(step)
-            history["loss"].append(loss.item())
-    history["seconds"] = time.perf_counter() - start
-    model.history = history
-    return model.eval()
-
-
-@torch.no_grad()
-def _classifier_outputs(model, images, batch_size):
-    extractor = ClassifierExtractor(model)
-    feats, logits = [], []
-    with evaluating(model):
-        for x in _chunks(images, batch_size):
-            f, out = extractor(x)
-            feats.append(f.float().cpu())
-            logits.append(out.float().cpu())
-    return torch.cat(feats), torch.cat(logits)
-
-
-def classifier_features(model, images, batch_size=500):
-    """Penultimate features (N, D) float32 on the CPU of images (uint8, or float in [-1, 1]), in eval mode."""
-    return _classifier_outputs(model, images, batch_size)[0]
-
-
-def classifier_probs(model, images, batch_size=500):
-    """Class probabilities (N, 10) float32 on the CPU of images (uint8, or float in [-1, 1]), in eval mode."""
-    return _classifier_outputs(model, images, batch_size)[1].softmax(1)
-
-
-def classifier_accuracy(model, images, labels, batch_size=500) -> float:
-    """Fraction of ``images`` whose predicted class equals ``labels`` (N,): the check that makes FCD meaningful."""
-    predicted = classifier_probs(model, images, batch_size).argmax(1)
-    return float((predicted == labels.cpu()).float().mean())
 
 
 # --- nearest neighbours in pixel space -------------------------------------------------------------

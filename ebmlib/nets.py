@@ -252,6 +252,22 @@ class SNGANResDiscriminator(nn.Module):
         return self.linear(h.sum(dim=(2, 3))).squeeze(1)
 
 
+# The image architectures by name: (generator class, discriminator class); the command line's choices.
+ARCHITECTURES = {"cnn": (SNGANGenerator, SNGANDiscriminator), "resnet": (SNGANResGenerator, SNGANResDiscriminator)}
+
+
+def build_pair(arch="cnn", latent_dim=128, ch=None):
+    """A fresh image GAN pair ``(G, D)`` of the architecture ``arch`` in :data:`ARCHITECTURES`.
+
+    ``ch`` is the base width (default: the paper's, 64 for the CNN and 256 / 128 for the ResNet).
+    """
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; choose one of {sorted(ARCHITECTURES)}")
+    G_cls, D_cls = ARCHITECTURES[arch]
+    widths = {} if ch is None else {"ch": ch}
+    return G_cls(latent_dim=latent_dim, **widths), D_cls(**widths)
+
+
 def spectral_norm_layers(module: nn.Module):
     """The (name, layer) pairs of ``module`` whose weight is spectrally normalised."""
     from torch.nn.utils import parametrize

@@ -1,4 +1,9 @@
-"""Figures in one style: 2-D scatter plots, energy contours, histograms against densities, chain paths."""
+"""Figures in one style: 2-D scatter plots, energy contours, histograms against densities, chain paths.
+
+Importing this module changes no matplotlib setting. The course's look is :data:`STYLE`, applied by
+``with plot.style(): ...`` around the code that makes a figure, or for a whole notebook by
+``plot.use_style()``.
+"""
 import matplotlib.pyplot as plt
 import torch
 
@@ -6,7 +11,16 @@ from .toy import grid_centers
 
 STYLE = {"figure.dpi": 100, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
          "axes.spines.right": False, "font.size": 10}
-plt.rcParams.update(STYLE)
+
+
+def style():
+    """A context in which new figures take :data:`STYLE`; matplotlib's settings are restored on leaving it."""
+    return plt.rc_context(STYLE)
+
+
+def use_style():
+    """Apply :data:`STYLE` from now on (what a chapter calls once, at its top)."""
+    plt.rcParams.update(STYLE)
 
 
 def scatter(ax, x, title=None, centers=None, lim=2.8, s=2, alpha=0.4, color="C0"):

@@ -1,143 +1,23 @@
-r"""Samplers behind one interface: the generator alone, DRS, MH-GAN and DDLS.
+"""Samplers behind one interface: the generator alone, DRS, MH-GAN and DDLS.
 
 ``sample(method, G, d, n, ...)`` returns a :class:`Samples`. ``d`` is a discriminator logit,
-ideally calibrated (``ebmlib.calibrate``) so that d(x) ≈ log p_data(x) / p_g(x).
-
-Langevin dynamics follows the DDLS paper's notation: with step size ε,
-
-    z_{i+1} = z_i - (ε/2) ∇E(z_i) + sqrt(ε) ξ_i,   ξ_i ~ N(0, I),
-
-optionally corrected by a Metropolis-Hastings test (MALA).
+ideally calibrated (``ebmlib.calibrate``) so that d(x) ≈ log p_data(x) / p_g(x). Samples may have any
+shape: vectors (n, dim) in the toy world, images (n, C, H, W); latents are (n, k).
 """
-import math
 import time
 from dataclasses import dataclass, field
 
 import torch
 
-from ._checks import last_dim, positive_float, positive_int
+from ._checks import last_dim, positive_int
+from ._runtime import evaluating, module_device
 from .energy import check_logits, latent_energy
-
-
-class LangevinDivergence(FloatingPointError, ValueError):
-    """A Langevin chain's energy or gradient turned non-finite.
-
-    Attributes: ``step`` (1-based step at which it happened), ``step_size``, ``last_finite``
-    (the chains' states at the previous step, so the samples so far are not lost).
-    """
-
-    def __init__(self, step, step_size, last_finite):
-        self.step, self.step_size, self.last_finite = step, step_size, last_finite
-        super().__init__(
-            f"Langevin chain diverged: non-finite energy or gradient at step {step} with step size "
-            f"{step_size:g}. Try a smaller step size (for example {step_size / 10:g}); the states before "
-            f"the failing step are in .last_finite")
-
-
-@dataclass
-class LangevinResult:
-    """Final states ``z`` (N, k); ``accept_rate`` (MALA only, else None); ``snapshots``: list of
-    (step, states) pairs; ``energy_trace``: mean energy per step, list of floats."""
-
-    z: torch.Tensor
-    accept_rate: float | None = None
-    snapshots: list = field(default_factory=list)
-    energy_trace: list = field(default_factory=list)
-
-
-def _energy_and_grad(energy, z):
-    """E(z) of shape (N,) and dE/dz, without touching any parameter's .grad.
-
-    Works under ``torch.no_grad()`` and ``torch.inference_mode()`` too: the gradient is local.
-    """
-    with torch.inference_mode(False), torch.enable_grad():
-        z = z.detach().clone().requires_grad_(True)
-        e = energy(z)
-        (grad,) = torch.autograd.grad(e.sum(), z)
-    return e.detach(), grad.detach()
-
-
-def _draws_on(device, generator):
-    """The generator for the chains' noise. On the CPU: ``generator`` itself. On a GPU: a generator on the
-    device, seeded from ``generator``, because drawing on the CPU and copying every step would cost a
-    good part of each step; the same seed still gives the same chains on the same device."""
-    if device.type == "cpu" or generator is None:
-        return generator
-    seed = int(torch.randint(2 ** 62, (1,), generator=generator))
-    return torch.Generator(device=device).manual_seed(seed)
-
-
-def langevin(energy, z0, *, steps, step_size, noise_scale=1.0, mala=False, decay=1.0, decay_every=None,
-             snapshot_every=None, generator=None):
-    """Run N independent Langevin chains on ``energy``: (N, k) -> (N,), started at ``z0`` (N, k).
-
-    ``step_size`` is ε above; ``noise_scale`` multiplies the sqrt(ε) noise (1 samples exp(-E);
-    below 1 is a colder, biased sampler). Every ``decay_every`` steps ε is multiplied by ``decay``
-    (the noise follows as sqrt(ε), so drift and noise stay matched). With ``mala=True`` each
-    proposal passes a Metropolis-Hastings test, which makes exp(-E) exactly invariant.
-    ``snapshot_every`` keeps (step, states) pairs, step 0 included.
-
-    Raises :class:`LangevinDivergence` when the energy or its gradient turns non-finite.
-    """
-    positive_int(steps, "steps")
-    eps = positive_float(step_size, "step_size")
-    if noise_scale < 0:
-        raise ValueError(f"noise_scale must be >= 0, got {noise_scale!r}")
-    if not 0 < decay <= 1:
-        raise ValueError(f"decay must be in (0, 1], got {decay!r}")
-    if decay_every is not None:
-        positive_int(decay_every, "decay_every")
-    elif decay != 1.0:
-        raise ValueError(f"decay={decay} needs decay_every (how many steps between decays); pass both or neither")
-    if mala and noise_scale != 1.0:
-        raise ValueError(f"MALA corrects towards exp(-E) only with the matching noise, noise_scale=1; got "
-                         f"{noise_scale}. Use mala=False for a colder (biased) sampler")
-    if not isinstance(z0, torch.Tensor) or z0.dim() != 2:
-        raise ValueError(f"z0 must be a tensor of shape (N, k), got {getattr(z0, 'shape', type(z0))}")
-
-    z = z0.detach().clone()
-    draws = _draws_on(z.device, generator)
-    e, grad = _energy_and_grad(energy, z)
-    if not (torch.isfinite(e).all() and torch.isfinite(grad).all()):
-        raise LangevinDivergence(0, eps, z.clone())
-    result = LangevinResult(z=z)
-    if snapshot_every:
-        result.snapshots.append((0, z.clone()))
-    accepted = 0.0
-    for step in range(1, steps + 1):
-        if decay_every and step > 1 and (step - 1) % decay_every == 0:
-            eps *= decay
-        noise = torch.randn(z.shape, generator=draws, dtype=z.dtype, device=z.device)
-        proposal = z - 0.5 * eps * grad + noise_scale * math.sqrt(eps) * noise
-        e_new, grad_new = _energy_and_grad(energy, proposal)
-        if not (torch.isfinite(e_new).all() and torch.isfinite(grad_new).all()):
-            raise LangevinDivergence(step, eps, z.clone())
-        if mala:
-            # log q(a | b) for the Langevin proposal from b, up to a constant shared by both directions
-            def log_q(a, b, grad_b):
-                return -((a - b + 0.5 * eps * grad_b) ** 2).sum(dim=1) / (2 * eps * noise_scale ** 2)
-
-            log_alpha = (e - e_new) + log_q(z, proposal, grad_new) - log_q(proposal, z, grad)
-            u = torch.rand(len(z), generator=draws, device=z.device)
-            accept = torch.log(u) < log_alpha
-            accepted += accept.float().mean().item()
-            keep = accept[:, None]
-            z = torch.where(keep, proposal, z)
-            e = torch.where(accept, e_new, e)
-            grad = torch.where(keep, grad_new, grad)
-        else:
-            z, e, grad = proposal, e_new, grad_new
-        result.energy_trace.append(e.mean().item())
-        if snapshot_every and step % snapshot_every == 0:
-            result.snapshots.append((step, z.clone()))
-    result.z = z
-    result.accept_rate = accepted / steps if mala else None
-    return result
+from .mcmc import langevin
 
 
 @dataclass
 class Samples:
-    """What every sampler returns: ``x`` (n, dim) samples, ``z`` (n, k) their latents,
+    """What every sampler returns: ``x`` (n, ...) samples (vectors or images), ``z`` (n, k) their latents,
     ``seconds`` wall time, and ``info`` (sampler-specific: acceptance rate, snapshots, ...)."""
 
     x: torch.Tensor
@@ -146,15 +26,14 @@ class Samples:
     info: dict = field(default_factory=dict)
 
 
-def _device(G):
-    # a generator may be a fixed function with no parameters: then it lives on the CPU
-    param = next(G.parameters(), None)
-    return param.device if param is not None else torch.device("cpu")
-
-
 def _prior(n, G, generator):
     # drawn on the CPU so that one seed gives the same latents on any device
-    return torch.randn(n, G.latent_dim, generator=generator).to(_device(G))
+    return torch.randn(n, G.latent_dim, generator=generator).to(module_device(G))
+
+
+def _rows(mask, like):
+    """A per-sample mask (N,) shaped to broadcast against ``like`` (N, ...): one decision a whole sample."""
+    return mask.view(-1, *([1] * (like.dim() - 1)))
 
 
 @torch.no_grad()
@@ -227,8 +106,8 @@ def sample_mh(G, d, n, *, generator=None, steps=100, batch_size=10_000):
         x_new = _generate(G, z_new, batch_size)
         logit_new = _logits(d, x_new, batch_size)
         accept = torch.rand(n, generator=generator).to(logit.device).log() < logit_new - logit
-        z = torch.where(accept[:, None], z_new, z)
-        x = torch.where(accept[:, None], x_new, x)
+        z = torch.where(_rows(accept, z), z_new, z)
+        x = torch.where(_rows(accept, x), x_new, x)
         logit = torch.where(accept, logit_new, logit)
         accepted += accept.float().mean().item()
     return Samples(x, z, 0.0, {"accept_rate": accepted / steps})
@@ -247,7 +126,7 @@ def sample_ddls(G, d, n, *, generator=None, steps=200, step_size=0.01, noise_sca
     if z0 is None:
         z = _prior(n, G, generator)
     else:
-        z = last_dim(z0, G.latent_dim, "z0").to(_device(G))
+        z = last_dim(z0, G.latent_dim, "z0").to(module_device(G))
         if len(z) != n:
             raise ValueError(f"z0 holds {len(z)} starting points but n={n} samples were asked for; pass n=len(z0)")
     use_amp = amp and z.device.type == "cuda"
@@ -288,14 +167,9 @@ def sample(method, G, d, n, *, seed=0, **options):
     positive_int(n, "n (the number of samples)")
     if method not in SAMPLERS:
         raise ValueError(f"unknown sampler {method!r}; choose one of {sorted(SAMPLERS)}")
-    was_training = [(m, m.training) for m in (G, d)]
-    G.eval(), d.eval()
     generator = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
-    try:
+    with evaluating(G, d):
         out = SAMPLERS[method](G, d, n, generator=generator, **options)
-    finally:
-        for m, mode in was_training:
-            m.train(mode)
     out.seconds = time.perf_counter() - start
     return out

@@ -1,41 +1,92 @@
-"""Training loops: the adversarial game, and a discriminator alone against fixed samplers; and
-``train_images``, the checkpointed loop for image GANs at GPU scale."""
+"""Training: the two updates every loop shares, and the loops of the toy world.
+
+``discriminator_step`` and ``generator_step`` are the only places where a loss, its penalties and an
+optimizer step meet; ``train_gan`` (the adversarial game), ``train_discriminator`` (D alone against
+fixed samplers) and ``ebmlib.train_images.train_images`` (the checkpointed image loop) all call them,
+and all check the loss against D with ``check_loss``.
+"""
 import contextlib
-import copy
-import functools
-import json
-import signal
-import threading
 import time
-import warnings
-from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
-from . import checkpoint as ckpt
-from . import smoke
 from ._checks import positive_float, positive_int
+from ._runtime import progress_bar
 from .losses import Wasserstein, get_loss
 from .nets import spectral_norm_layers
 
 
-def show_progress(progress):
-    """Progress bars on unless asked otherwise; off in smoke mode (CI logs stay clean)."""
-    return (not smoke()) if progress is None else bool(progress)
+def check_loss(loss, D, trains_generator=True):
+    """The loss object for ``loss`` (a name or an object), after checking that D can be trained with it.
 
-
-def _split(out, n_real):
-    # one forward pass over real and fake together (fewer, larger matrix products); the nets here
-    # have no batch statistics, so this is the same computation as two passes
-    return out[:n_real], out[n_real:]
-
-
-def _check_lipschitz(loss, penalty, D):
-    """A Wasserstein loss without a penalty needs a spectrally normalised D, else the critic diverges."""
-    if isinstance(loss, Wasserstein) and penalty is None and not spectral_norm_layers(D):
+    A Wasserstein loss without a penalty needs a spectrally normalised D, else the critic diverges; a
+    loss with a pulling-away term (EBGAN-PT) needs a D with ``embed`` (an autoencoder) when G trains.
+    """
+    loss = get_loss(loss, wasserstein=True)
+    if isinstance(loss, Wasserstein) and getattr(loss, "penalty", None) is None and not spectral_norm_layers(D):
         raise ValueError(f"loss {getattr(loss, 'name', loss)!r} needs a Lipschitz critic: use 'wgan-gp' (gradient "
                          "penalty) or a spectrally normalised D (MLPDiscriminator(spectral_norm=True))")
+    if trains_generator and hasattr(loss, "generator_penalty") and not hasattr(D, "embed"):
+        raise ValueError(f"loss {getattr(loss, 'name', loss)!r} reads D's embeddings, but {type(D).__name__} has no "
+                         "embed(x): use an autoencoder discriminator (ebmlib.nets.MLPAutoencoder, ConvAutoencoder)")
+    return loss
+
+
+def fake_batch(G, n, generator=None, *, device=None, autocast=contextlib.nullcontext):
+    """``n`` samples G(z), z ~ N(0, I) drawn with ``generator`` on ``device``, without gradients."""
+    z = torch.randn(n, G.latent_dim, device=device, generator=generator)
+    with autocast(), torch.no_grad():
+        return G(z)
+
+
+def discriminator_step(D, real, fake, loss, optimizer, *, generator=None, autocast=contextlib.nullcontext):
+    """One update of D on a real and a fake batch of one shape (N, ...); returns (d_loss, real_out, fake_out).
+
+    Real and fake go through D as one batch (one forward pass, one spectral-norm power iteration; a D
+    with batch norm would see them mixed). The loss is computed in float32 from D's outputs (N,), and a
+    loss's ``penalty(D, real, fake, generator)`` (WGAN-GP) is added to it. Everything returned is detached.
+    """
+    if real.shape != fake.shape:
+        raise ValueError(f"real and fake batches must have the same shape, got {tuple(real.shape)} and "
+                         f"{tuple(fake.shape)}")
+    fake = fake.to(real.dtype)  # under autocast G returns bf16; real batches are float32
+    n = real.shape[0]
+    with autocast():
+        out = D(torch.cat([real, fake])).float()
+        real_out, fake_out = out[:n], out[n:]
+        d_loss = loss.discriminator(real_out, fake_out)
+        penalty = getattr(loss, "penalty", None)
+        if penalty is not None:
+            d_loss = d_loss + penalty(D, real, fake, generator=generator)
+    optimizer.zero_grad(set_to_none=True)
+    d_loss.backward()
+    optimizer.step()
+    return d_loss.detach(), real_out.detach(), fake_out.detach()
+
+
+def generator_step(G, D, loss, optimizer, n, *, generator=None, device=None, autocast=contextlib.nullcontext):
+    """One update of G on ``n`` fresh latents; returns the G loss (detached).
+
+    D's parameters are frozen for the step (no wasted weight gradients) and restored after. A loss's
+    ``generator_penalty(D, fake)`` (EBGAN-PT's pulling-away term) is added to the G loss.
+    """
+    z = torch.randn(n, G.latent_dim, device=device, generator=generator)
+    frozen = [p for p in D.parameters() if p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        with autocast():
+            fake = G(z)
+            g_loss = loss.generator(D(fake).float())
+            if hasattr(loss, "generator_penalty"):
+                g_loss = g_loss + loss.generator_penalty(D, fake).float()
+        optimizer.zero_grad(set_to_none=True)
+        g_loss.backward()
+        optimizer.step()
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+    return g_loss.detach()
 
 
 def train_gan(G, D, sample_data, *, steps, batch_size=256, loss="ns", n_dis=1, lr_g=1e-4, lr_d=1e-4,
@@ -53,9 +104,7 @@ def train_gan(G, D, sample_data, *, steps, batch_size=256, loss="ns", n_dis=1, l
     ``seconds`` (float).
     """
     positive_int(steps, "steps"), positive_int(batch_size, "batch_size"), positive_int(n_dis, "n_dis")
-    loss = get_loss(loss, wasserstein=True)
-    penalty = getattr(loss, "penalty", None)
-    _check_lipschitz(loss, penalty, D)
+    loss = check_loss(loss, D)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     opt_g = torch.optim.Adam(G.parameters(), lr=lr_g, betas=betas)
@@ -63,24 +112,11 @@ def train_gan(G, D, sample_data, *, steps, batch_size=256, loss="ns", n_dis=1, l
     history = {"step": [], "d_loss": [], "g_loss": []}
     start = time.perf_counter()
     G.train(), D.train()
-    for step in tqdm(range(1, steps + 1), disable=not show_progress(progress), desc="train", leave=False):
+    for step in progress_bar(range(1, steps + 1), progress=progress, desc="train"):
         for _ in range(n_dis):
             real = sample_data(batch_size, gen)
-            with torch.no_grad():
-                fake = G(torch.randn(batch_size, G.latent_dim, generator=gen))
-            d_loss = loss.discriminator(*_split(D(torch.cat([real, fake])), len(real)))
-            if penalty is not None:  # WGAN-GP: the gradient penalty on interpolates of real and fake
-                d_loss = d_loss + penalty(D, real, fake, generator=gen)
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_d.step()
-        fake = G(torch.randn(batch_size, G.latent_dim, generator=gen))
-        g_loss = loss.generator(D(fake))
-        if hasattr(loss, "generator_penalty"):  # EBGAN-PT: the pulling-away term on D's embeddings
-            g_loss = g_loss + loss.generator_penalty(D, fake)
-        opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        opt_g.step()
+            d_loss, _, _ = discriminator_step(D, real, fake_batch(G, batch_size, gen), loss, opt_d, generator=gen)
+        g_loss = generator_step(G, D, loss, opt_g, batch_size, generator=gen)
         if step % log_every == 0 or step == steps:
             history["step"].append(step)
             history["d_loss"].append(d_loss.item())
@@ -99,37 +135,25 @@ def train_discriminator(D, sample_real, sample_fake, *, steps, batch_size=256, l
     log p_real(x) / p_fake(x). ``loss``: another D loss of ``ebmlib.losses`` (a name or an object), e.g.
     'ebgan' for an energy D trained with the margin loss (chapter 07) or 'wgan-gp' for a critic (chapter
     06); a loss's ``penalty(D, real, fake, generator)`` is added to every D loss, and a Wasserstein loss
-    without one needs a spectrally normalised D.
+    without one needs a spectrally normalised D. Only D's parameters with ``requires_grad`` train.
     ``lr_decay=True`` lowers the learning rate linearly to 0 over the steps, which quiets the noise of
     the last updates (a sharper, steadier estimate).
     Returns a dict: lists ``step``, ``loss`` (with the penalty) and ``gap`` (the batch's mean D output on
     real minus that on fake), every ``log_every`` steps; ``seconds``.
     """
     positive_int(steps, "steps"), positive_int(batch_size, "batch_size"), positive_float(lr, "lr")
-    d_loss_fn = get_loss(loss, wasserstein=True)
-    penalty = getattr(d_loss_fn, "penalty", None)
-    _check_lipschitz(d_loss_fn, penalty, D)
+    d_loss_fn = check_loss(loss, D, trains_generator=False)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    params = [p for p in D.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=lr, betas=betas)
+    opt = torch.optim.Adam([p for p in D.parameters() if p.requires_grad], lr=lr, betas=betas)
     schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1 - i / steps if lr_decay else 1.0)
     history = {"step": [], "loss": [], "gap": []}
     start = time.perf_counter()
     D.train()
-    for step in tqdm(range(1, steps + 1), disable=not show_progress(progress), desc="train D", leave=False):
+    for step in progress_bar(range(1, steps + 1), progress=progress, desc="train D"):
         with torch.no_grad():
             real, fake = sample_real(batch_size, gen), sample_fake(batch_size, gen)
-        if real.shape != fake.shape:
-            raise ValueError(f"real and fake batches must have the same shape, got {tuple(real.shape)} and "
-                             f"{tuple(fake.shape)}")
-        real_out, fake_out = _split(D(torch.cat([real, fake])), len(real))
-        d_loss = d_loss_fn.discriminator(real_out, fake_out)
-        if penalty is not None:
-            d_loss = d_loss + penalty(D, real, fake, generator=gen)
-        opt.zero_grad(set_to_none=True)
-        d_loss.backward()
-        opt.step()
+        d_loss, real_out, fake_out = discriminator_step(D, real, fake, d_loss_fn, opt, generator=gen)
         schedule.step()
         if step % log_every == 0 or step == steps:
             history["step"].append(step)
@@ -138,406 +162,3 @@ def train_discriminator(D, sample_real, sample_fake, *, steps, batch_size=256, l
     D.eval()
     history["seconds"] = time.perf_counter() - start
     return history
-
-
-# --- image GANs at scale: train_images ----------------------------------------------------------------
-#
-# The loop for SN-GAN-sized nets on CIFAR-10 (DESIGN.md, chapter 08): n_dis D updates per G update,
-# Adam, a learning rate that is a pure function of the step, an EMA copy of G, bf16 autocast and
-# channels_last on CUDA, atomic checkpoints with auto-resume, a JSONL metrics log and PNG sample grids.
-# On the CPU a run that is stopped and resumed ends bit-for-bit where an uninterrupted run ends: the
-# checkpoint holds every state the loop reads (nets, optimizers, EMA, step, the RNGs and the data
-# source's state) and the learning rate and EMA decay are recomputed from the step.
-
-LR_DECAYS = ("linear", "constant", None)
-
-
-def learning_rate(step, steps, base, decay="linear"):
-    """The learning rate of the update that follows ``step`` completed generator steps (0 <= step < steps).
-
-    'linear': ``base * (1 - step / steps)`` (full rate first, ``base / steps`` last, as SN-GAN and
-    torch_mimicry do); 'constant' or None: ``base``. A pure function of the step, so a resumed run needs
-    no scheduler state.
-    """
-    if decay not in LR_DECAYS:
-        raise ValueError(f"lr_decay must be one of {LR_DECAYS}, got {decay!r}")
-    return base * (1.0 - step / steps) if decay == "linear" else base
-
-
-def ema_decay(step, ema):
-    """EMA decay at generator step ``step`` (1-based): ``min(ema, (1 + step) / (10 + step))``.
-
-    The warm-up keeps the average from being dominated by the random initial weights in short runs
-    (0.18 at step 1, 0.9 at step 80, ``ema`` = 0.9999 from step ~90,000 on).
-    """
-    return min(ema, (1.0 + step) / (10.0 + step))
-
-
-@torch.no_grad()
-def update_ema(G_ema, G, decay):
-    """``p_ema <- decay * p_ema + (1 - decay) * p`` for every parameter; buffers (BN statistics) copied."""
-    # multi-tensor ops: a few kernel launches for the whole net instead of one per tensor
-    torch._foreach_lerp_(list(G_ema.parameters()), list(G.parameters()), 1.0 - decay)  # p_ema + (1-d)(p - p_ema)
-    buffers_ema, buffers = list(G_ema.buffers()), list(G.buffers())
-    if buffers:
-        torch._foreach_copy_(buffers_ema, buffers)
-
-
-def image_grid(images, nrow=8, pad=2):
-    """Tile images (N, C, H, W) in [-1, 1] into one uint8 array (rows*(H+pad)+pad, nrow*(W+pad)+pad, C)."""
-    x = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    n, c, h, w = x.shape
-    rows = -(-n // nrow)
-    grid = torch.full((c, rows * (h + pad) + pad, nrow * (w + pad) + pad), 255, dtype=torch.uint8)
-    for i in range(n):
-        top, left = pad + (i // nrow) * (h + pad), pad + (i % nrow) * (w + pad)
-        grid[:, top:top + h, left:left + w] = x[i]
-    return grid.permute(1, 2, 0).numpy()
-
-
-def save_grid(images, path, nrow=8):
-    """Save images (N, 3, H, W) (or (N, 1, H, W)) in [-1, 1] as one PNG grid at ``path``."""
-    from matplotlib.image import imsave
-
-    grid = image_grid(images, nrow=nrow)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    imsave(path, grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray" if grid.shape[-1] == 1 else None)
-    return Path(path)
-
-
-class _DeferredInterrupt:
-    """Turns Ctrl-C (SIGINT) into a flag that the loop reads between steps.
-
-    A KeyboardInterrupt in the middle of a step would leave D updated for a step that never finished;
-    so the loop finishes the step, saves a checkpoint and raises KeyboardInterrupt itself. A second
-    Ctrl-C stops at once (no checkpoint). Only the main thread can install the handler; elsewhere
-    (and where the current handler is not a Python one) the interrupt behaves as usual.
-    """
-
-    def __init__(self):
-        self.requested, self._previous = False, None
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            previous = signal.getsignal(signal.SIGINT)
-            if previous is not None:  # None: installed from C, which could not be put back
-                self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        tqdm.write("interrupt: finishing this step and saving a checkpoint (Ctrl-C again to stop at once)")
-
-    def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-        return False
-
-
-def _data_owner(batches):
-    """The object that holds the data source's state: ``batches`` itself, or the object of a bound method."""
-    for obj in (batches, getattr(batches, "__self__", None)):
-        if obj is not None and (hasattr(obj, "state_dict") or isinstance(getattr(obj, "generator", None), torch.Generator)):
-            return obj
-    return None
-
-
-def _data_state(batches):
-    """The data source's state: its ``state_dict()`` when it has one, else its ``generator``'s state."""
-    owner = _data_owner(batches)
-    if owner is None:
-        return None
-    if hasattr(owner, "state_dict") and hasattr(owner, "load_state_dict"):
-        return {"state_dict": owner.state_dict()}
-    return {"generator": owner.generator.get_state()}
-
-
-def _set_data_state(batches, state, path):
-    owner = _data_owner(batches)
-    if state is None or owner is None:
-        if (state is None) != (owner is None):
-            warnings.warn(f"checkpoint {path}: the data source's state was {'not ' if state is None else ''}saved "
-                          "but this data source has " + ("one" if state is None else "none") +
-                          "; the resumed run draws other batches than an uninterrupted one would")
-        return
-    if "state_dict" in state and hasattr(owner, "load_state_dict"):
-        owner.load_state_dict(state["state_dict"])
-    elif "generator" in state and isinstance(getattr(owner, "generator", None), torch.Generator):
-        owner.generator.set_state(state["generator"])
-    else:
-        warnings.warn(f"checkpoint {path}: cannot restore the data source's state ({sorted(state)})")
-
-
-def _real_batch(batches, batch_size, device, memory_format):
-    """One real batch (batch_size, C, H, W) from a callable ``batches(batch_size)`` or an iterator."""
-    x = batches(batch_size) if callable(batches) else next(batches)
-    if isinstance(x, (tuple, list)):  # (images, labels) from a labelled source
-        x = x[0]
-    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[0] != batch_size or not x.is_floating_point():
-        got = f"{x.dtype} {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"batches({batch_size}) must return float images of shape ({batch_size}, C, H, W) in "
-                         f"[-1, 1], got {got}")
-    if x.device != device:
-        x = x.to(device, non_blocking=True)
-    return x.contiguous(memory_format=memory_format)
-
-
-def _set_lr(optimizer, lr):
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-
-
-def _loss_name(loss):
-    return getattr(loss, "name", type(loss).__name__)
-
-
-class _Metrics:
-    """The JSONL metrics log: one JSON object a line; on resume, lines past the checkpoint are dropped
-    (they belong to the part of the crashed run that is done again)."""
-
-    def __init__(self, path, resume_step):
-        self.path = path
-        if path is None:
-            return
-        keep = []
-        if resume_step is not None and path.exists():
-            for line in path.read_text().splitlines():
-                with contextlib.suppress(ValueError):
-                    if json.loads(line).get("step", 0) <= resume_step:
-                        keep.append(line)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(line + "\n" for line in keep))
-
-    def write(self, record):
-        if self.path is not None:
-            with open(self.path, "a") as f:
-                f.write(json.dumps(record) + "\n")
-
-
-CHECKPOINT_KEYS = ("step", "config", "G", "D", "G_ema", "opt_g", "opt_d", "rng", "history", "window")
-
-# config entries that change the trajectory: a resumed run that differs in one of them gets a warning
-_TRAJECTORY_KEYS = ("steps", "n_dis", "loss", "lr_g", "lr_d", "betas", "lr_decay", "ema", "batch_size", "seed", "amp")
-
-
-def train_images(G, D, batches, *, steps, n_dis=5, loss="hinge", lr_g=2e-4, lr_d=2e-4, betas=(0.0, 0.9),
-                 lr_decay="linear", ema=0.9999, batch_size=64, out_dir=None, checkpoint_every=1000,
-                 sample_every=1000, log_every=100, n_samples=64, seed=0, device=None, amp=True,
-                 channels_last=True, progress=None, resume=True):
-    """Train an image GAN (G, D) in place: ``steps`` generator updates, each after ``n_dis`` D updates.
-
-    G maps (N, G.latent_dim) latents to images (N, C, H, W); D maps images to outputs (N,).
-    ``batches(batch_size)`` returns real images (batch_size, C, H, W), float in [-1, 1] (an iterator
-    yielding such batches, or (images, labels) pairs, works too). For an exact resume the data source's
-    state must be in the checkpoint: give it ``state_dict()``/``load_state_dict()``, or a
-    ``generator`` attribute (a ``torch.Generator`` it draws from); a bound method's object counts.
-
-    ``loss``: 'hinge' (default, SN-GAN), 'ns', 'vanilla', 'wgan', 'wgan-gp', 'ebgan', 'ebgan-pt' or a loss
-    object; when the loss has ``penalty(D, real, fake, generator=None)`` it is added to every D loss, and
-    ``generator_penalty(D, fake)`` (EBGAN-PT) to every G loss. Real and fake go
-    through D as one batch (one forward pass, one spectral-norm power iteration); a D with batch
-    norm would see them mixed. Adam with ``betas`` at ``learning_rate(step, steps, lr, lr_decay)``.
-    ``ema``: decay of an exponential moving average of G's weights (``ema_decay`` warms it up), or None.
-
-    ``device``: default G's device. On CUDA, ``amp`` runs the forward passes under bf16 autocast (losses
-    in float32) and ``channels_last`` stores nets and batches NHWC; both are ignored on the CPU.
-
-    With ``out_dir``, writes ``checkpoint.pt`` every ``checkpoint_every`` steps and at the end (atomically),
-    ``metrics.jsonl`` (step, d_loss, g_loss, lr_g, lr_d, img_per_s, seconds) every ``log_every`` steps and
-    ``samples/step_NNNNNN.png`` (``n_samples`` images from fixed latents, from the EMA copy when there
-    is one) every ``sample_every`` steps. With ``resume`` and a checkpoint there, training continues
-    from it (a finished run returns at once). Ctrl-C finishes the current step, saves a checkpoint and
-    re-raises KeyboardInterrupt. Deterministic for a given ``seed`` on the CPU.
-
-    Returns a dict: lists ``step``, ``d_loss``, ``g_loss`` (means over the last ``log_every`` steps),
-    ``lr_g``, ``lr_d``, ``img_per_s`` (real images D saw per second) for the whole run (resumed parts
-    included); ``start_step`` (where this call began), ``seconds`` (this call's wall time),
-    ``checkpoint`` (its path or None) and ``G_ema`` (the EMA copy of G, in eval mode, or None).
-    """
-    for value, name in ((steps, "steps"), (n_dis, "n_dis"), (batch_size, "batch_size"), (log_every, "log_every"),
-                        (checkpoint_every, "checkpoint_every"), (sample_every, "sample_every"), (n_samples, "n_samples")):
-        positive_int(value, name)
-    positive_float(lr_g, "lr_g"), positive_float(lr_d, "lr_d")
-    learning_rate(0, steps, lr_g, lr_decay)  # checks lr_decay
-    if ema is not None and not 0.0 < float(ema) < 1.0:
-        raise ValueError(f"ema must be a decay in (0, 1) (0.9999 is usual) or None, got {ema!r}")
-    if len(tuple(betas)) != 2:
-        raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
-    loss = get_loss(loss, wasserstein=True)
-    penalty = getattr(loss, "penalty", None)
-
-    device = torch.device(device) if device is not None else next(G.parameters()).device
-    cuda = device.type == "cuda"
-    memory_format = torch.channels_last if (cuda and channels_last) else torch.contiguous_format
-    G.to(device, memory_format=memory_format), D.to(device, memory_format=memory_format)
-    g_params = [p for p in G.parameters() if p.requires_grad]
-    d_params = [p for p in D.parameters() if p.requires_grad]
-    opt_g = torch.optim.Adam(g_params, lr=lr_g, betas=tuple(betas), fused=cuda)
-    opt_d = torch.optim.Adam(d_params, lr=lr_d, betas=tuple(betas), fused=cuda)
-    G_ema = None
-    if ema is not None:
-        G_ema = copy.deepcopy(G).eval().requires_grad_(False)
-
-    config = dict(steps=steps, n_dis=n_dis, loss=_loss_name(loss), lr_g=float(lr_g), lr_d=float(lr_d),
-                  betas=[float(b) for b in betas], lr_decay=lr_decay, ema=ema, batch_size=batch_size, seed=seed,
-                  amp=bool(amp and cuda), channels_last=memory_format is torch.channels_last,
-                  G=type(G).__name__, D=type(D).__name__)
-    out = Path(out_dir) if out_dir is not None else None
-    ckpt_path = out / "checkpoint.pt" if out is not None else None
-
-    torch.manual_seed(seed)
-    gen = torch.Generator(device=device).manual_seed(seed)
-    history = {k: [] for k in ("step", "d_loss", "g_loss", "lr_g", "lr_d", "img_per_s")}
-    window = {"d": torch.zeros((), device=device), "g": torch.zeros((), device=device), "n": 0}
-    step, resumed = 0, None
-    if resume and ckpt_path is not None and ckpt_path.exists():
-        step, history, window = _restore(ckpt_path, G, D, G_ema, opt_g, opt_d, gen, batches, config, device)
-        resumed = step
-    metrics = _Metrics(out / "metrics.jsonl" if out is not None else None, resumed)
-    # fixed latents for the sample grids, drawn on the CPU so that every device shows the same z
-    z_fixed = torch.randn(n_samples, G.latent_dim, generator=torch.Generator().manual_seed(seed + 1)).to(device)
-
-    state = dict(G=G, D=D, G_ema=G_ema, opt_g=opt_g, opt_d=opt_d, gen=gen, batches=batches, config=config,
-                 device=device)
-    autocast = functools.partial(torch.autocast, device_type=device.type, dtype=torch.bfloat16, enabled=config["amp"])
-    start = time.perf_counter()
-    tick, tick_step = start, step
-    G.train(), D.train()
-    bar = tqdm(total=steps, initial=step, disable=not show_progress(progress), desc="train", leave=False)
-    with _DeferredInterrupt() as interrupt, bar:
-        while step < steps:
-            lr_g_now, lr_d_now = (learning_rate(step, steps, lr, lr_decay) for lr in (lr_g, lr_d))
-            _set_lr(opt_g, lr_g_now), _set_lr(opt_d, lr_d_now)
-            for _ in range(n_dis):
-                real = _real_batch(batches, batch_size, device, memory_format)
-                d_loss = _discriminator_step(G, D, real, loss, penalty, opt_d, gen, autocast)
-            g_loss = _generator_step(G, D, loss, opt_g, d_params, batch_size, gen, autocast, device)
-            step += 1
-            if G_ema is not None:
-                update_ema(G_ema, G, ema_decay(step, ema))
-            # running sums stay on the device: no host sync until a log line is due
-            window["d"] += d_loss.detach().float()
-            window["g"] += g_loss.detach().float()
-            window["n"] += 1
-            bar.update(1)
-            if step % log_every == 0 or step == steps:
-                now = time.perf_counter()
-                record = dict(step=step, d_loss=(window["d"] / window["n"]).item(),
-                              g_loss=(window["g"] / window["n"]).item(), lr_g=lr_g_now, lr_d=lr_d_now,
-                              img_per_s=(step - tick_step) * n_dis * batch_size / max(now - tick, 1e-9),
-                              seconds=now - start)
-                for key in history:
-                    history[key].append(record[key])
-                metrics.write(record)
-                bar.set_postfix(d=f"{record['d_loss']:.3f}", g=f"{record['g_loss']:.3f}", lr=f"{lr_g_now:.2e}")
-                window = {"d": torch.zeros((), device=device), "g": torch.zeros((), device=device), "n": 0}
-                tick, tick_step = now, step
-            if out is not None and (step % sample_every == 0 or step == steps):
-                _save_samples(G_ema if G_ema is not None else G, z_fixed, out / "samples" / f"step_{step:06d}.png")
-            saved = False
-            if ckpt_path is not None and (step % checkpoint_every == 0 or step == steps or interrupt.requested):
-                _checkpoint(ckpt_path, state, step, history, window)
-                saved = True
-            if interrupt.requested:
-                where = f"; checkpoint saved to {ckpt_path}, call again with the same out_dir to resume" if saved else ""
-                raise KeyboardInterrupt(f"training stopped at step {step} of {steps}{where}")
-    G.eval(), D.eval()
-    return {**history, "start_step": resumed or 0, "seconds": time.perf_counter() - start,
-            "checkpoint": ckpt_path if ckpt_path is not None and ckpt_path.exists() else None, "G_ema": G_ema}
-
-
-def _discriminator_step(G, D, real, loss, penalty, opt_d, gen, autocast):
-    """One D update on a real batch and a fresh fake batch of the same size; returns the D loss."""
-    z = torch.randn(real.shape[0], G.latent_dim, device=real.device, generator=gen)
-    with autocast():
-        with torch.no_grad():
-            fake = G(z).to(real.dtype)  # under autocast G returns bf16; real batches are float32
-        out = D(torch.cat([real, fake])).float()  # the losses in float32
-        d_loss = loss.discriminator(out[:real.shape[0]], out[real.shape[0]:])
-        if penalty is not None:
-            d_loss = d_loss + penalty(D, real, fake, generator=gen)
-    opt_d.zero_grad(set_to_none=True)
-    d_loss.backward()
-    opt_d.step()
-    return d_loss
-
-
-def _generator_step(G, D, loss, opt_g, d_params, batch_size, gen, autocast, device):
-    """One G update; D's parameters are frozen for it (no wasted weight gradients); returns the G loss."""
-    z = torch.randn(batch_size, G.latent_dim, device=device, generator=gen)
-    for p in d_params:
-        p.requires_grad_(False)
-    try:
-        with autocast():
-            fake = G(z)
-            g_loss = loss.generator(D(fake).float())
-            if hasattr(loss, "generator_penalty"):  # EBGAN-PT: the pulling-away term on D's embeddings
-                g_loss = g_loss + loss.generator_penalty(D, fake).float()
-        opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        opt_g.step()
-    finally:
-        for p in d_params:
-            p.requires_grad_(True)
-    return g_loss
-
-
-@torch.no_grad()
-def _save_samples(G, z, path):
-    was_training = G.training
-    G.eval()  # batch-norm running statistics: the samples do not depend on the batch
-    try:
-        save_grid(G(z).float(), path)
-    finally:
-        G.train(was_training)
-
-
-def _rng_state(gen, batches, device):
-    return {"torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
-            "latent": gen.get_state(), "data": _data_state(batches)}
-
-
-def _checkpoint(path, state, step, history, window):
-    """Everything the loop reads, so that a resumed run continues exactly (see ``_restore``)."""
-    G_ema = state["G_ema"]
-    ckpt.save({
-        "format": ckpt.FORMAT, "step": step, "config": state["config"],
-        "G": state["G"].state_dict(), "D": state["D"].state_dict(),
-        "G_ema": G_ema.state_dict() if G_ema is not None else None,
-        "opt_g": state["opt_g"].state_dict(), "opt_d": state["opt_d"].state_dict(),
-        "rng": _rng_state(state["gen"], state["batches"], state["device"]),
-        "history": history,
-        "window": {"d": window["d"].cpu(), "g": window["g"].cpu(), "n": window["n"]},
-    }, path)
-
-
-def _restore(path, G, D, G_ema, opt_g, opt_d, gen, batches, config, device):
-    """Load a checkpoint into the nets, optimizers, EMA copy and RNGs; returns (step, history, window)."""
-    state = ckpt.load(path, required=CHECKPOINT_KEYS)
-    saved = state["config"]
-    if (G_ema is None) != (state["G_ema"] is None):
-        raise ckpt.CheckpointError(
-            f"checkpoint {path} was written with ema={saved.get('ema')!r}, this run has ema={config['ema']!r}; "
-            "pass the same ema to resume, or use another out_dir")
-    nets = [("G", G, saved.get("G")), ("D", D, saved.get("D"))] + ([("G_ema", G_ema, saved.get("G"))] if G_ema else [])
-    for what, module, saved_class in nets:  # check all before loading any: a mismatch changes nothing
-        ckpt.check_state(module, state[what], what=what, path=path, saved_class=saved_class)
-    for what, module, _ in nets:
-        module.load_state_dict(state[what])
-    ckpt.load_optimizer(opt_g, state["opt_g"], what="G", path=path)
-    ckpt.load_optimizer(opt_d, state["opt_d"], what="D", path=path)
-    changed = [f"{k} {saved.get(k)!r} -> {config[k]!r}" for k in _TRAJECTORY_KEYS if saved.get(k) != config[k]]
-    if changed:
-        warnings.warn(f"resuming {path} with other settings ({', '.join(changed)}); the run will not end where "
-                      "an uninterrupted one would")
-    rng = state["rng"]
-    torch.set_rng_state(rng["torch"])
-    if rng.get("cuda") is not None and device.type == "cuda" and len(rng["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(rng["cuda"])
-    gen.set_state(rng["latent"])
-    _set_data_state(batches, rng.get("data"), path)
-    window = {"d": state["window"]["d"].to(device), "g": state["window"]["g"].to(device), "n": state["window"]["n"]}
-    return state["step"], state["history"], window

@@ -10,19 +10,17 @@ In 1-D the distance has closed forms, through the quantile functions or the dist
 
 and an optimal potential is f(x) = \int_{x_0}^x sign(F_q(t) - F_p(t)) dt (slope +1 where q has more
 mass to the left, -1 where p has). ``train_critic`` estimates W1 with a neural critic (gradient penalty
-or spectral norm); ``train_wgan_pair`` trains a WGAN on a 2-D toy set for DDLS with the critic as energy.
+or spectral norm). A whole WGAN on toy data, for DDLS with the critic as energy, is a recipe:
+``ebmlib.recipes.wgan``.
 """
 import time
 
 import numpy as np
 import torch
 
-from . import toy
 from ._checks import positive_int
-from .losses import Wasserstein, WassersteinGP, get_loss
-from .nets import MLPDiscriminator, MLPGenerator
-from .train import train_discriminator, train_gan
-
+from .losses import Wasserstein, get_loss
+from .train import train_discriminator
 
 # --- exact W1 in 1-D ------------------------------------------------------------------------------------
 
@@ -113,7 +111,7 @@ def train_critic(D, sample_real, sample_fake, *, steps, loss="wgan-gp", batch_si
     loss = get_loss(loss, wasserstein=True)
     if not isinstance(loss, Wasserstein):
         raise ValueError(f"train_critic needs a Wasserstein loss ('wgan-gp', or 'wgan' with spectral norm), "
-                         f"got {getattr(loss, 'name', loss)!r}; for a logistic D use train.train_discriminator")
+                         f"got {getattr(loss, 'name', loss)!r}; for a logistic D use ebmlib.train.train_discriminator")
     history = train_discriminator(D, sample_real, sample_fake, steps=steps, batch_size=batch_size, lr=lr,
                                   betas=betas, lr_decay=lr_decay, seed=seed, progress=progress,
                                   log_every=log_every, loss=loss)
@@ -135,37 +133,4 @@ def critic_w1(D, sample_real, sample_fake, n=100_000, seed=0, batch_size=50_000)
     return (mean(real) - mean(fake)).item()
 
 
-# --- a WGAN pair on the toy data, for DDLS with the critic as energy --------------------------------------
-
-# Budget and nets of a WGAN on the 25-Gaussian grid: about half a minute on one CPU core, after which
-# the generator has found most modes but spreads much of its mass on bridges between them (an imperfect
-# G, as in the DDLS paper's Table 1). The one-sided penalty (weight 10) trains faster here than the
-# two-sided one, which on this budget leaves the generator further from the data.
-WGAN_TRAIN = dict(steps=1200, batch_size=256, loss=WassersteinGP(one_sided=True), n_dis=3, lr_g=2e-3, lr_d=2e-3,
-                  betas=(0.5, 0.9))
-WGAN_NETS = dict(latent_dim=2, hidden=128, depth=3, d_hidden=128, spectral_norm=False)
-# Calibrations of a critic against its frozen generator (``ebmlib.calibrate``'s options). The head fits
-# a * D(x) + b; a critic's scale is far from a logit's, so the head needs a larger rate than the default.
-# Fine-tuning retrains a copy of the critic with the logistic loss, towards log p_data / p_g.
-WGAN_HEAD = dict(method="head", steps=1000, lr=0.05)
-WGAN_CALIBRATION = dict(method="finetune", steps=2000, lr=1e-3, batch_size=1024)
-
-
-def train_wgan_pair(seed, dataset="grid25", train=None, nets=None, progress=None):
-    """Train an MLP WGAN (generator, critic) on a toy data set; returns (G, critic, history).
-
-    ``train`` and ``nets`` override entries of :data:`WGAN_TRAIN` and :data:`WGAN_NETS` (``hidden`` is
-    the generator's width, ``d_hidden`` the critic's; ``spectral_norm=True`` with ``loss='wgan'`` gives
-    an SN critic instead of the gradient penalty). The critic's output is not a log density ratio:
-    calibrate it (``ebmlib.calibrate(critic, G, sample_real, method="head")``) before DDLS.
-    """
-    train, nets = {**WGAN_TRAIN, **(train or {})}, {**WGAN_NETS, **(nets or {})}
-    torch.manual_seed(seed)
-    G = MLPGenerator(latent_dim=nets["latent_dim"], hidden=nets["hidden"], depth=nets["depth"])
-    D = MLPDiscriminator(hidden=nets["d_hidden"], depth=nets["depth"], spectral_norm=nets["spectral_norm"])
-    history = train_gan(G, D, toy.dataset(dataset), seed=seed, progress=progress, **train)
-    return G, D, history
-
-
-__all__ = ["w1_quantiles", "w1_exact", "w1_empirical", "kantorovich_potential", "train_critic", "critic_w1",
-           "train_wgan_pair", "WGAN_TRAIN", "WGAN_NETS", "WGAN_HEAD", "WGAN_CALIBRATION"]
+__all__ = ["w1_quantiles", "w1_exact", "w1_empirical", "kantorovich_potential", "train_critic", "critic_w1"]

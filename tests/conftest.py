@@ -1,4 +1,23 @@
+import pytest
 import torch
+
+from ebmlib import cifar10, features
 
 # The suite runs beside other jobs on 2 cores; the tensors here are small, so one thread is enough.
 torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def fake(tmp_path_factory):
+    """The fake CIFAR-10 data of ``cifar10.tiny``: (train (400), test (200)) splits of (images, labels)."""
+    root = tmp_path_factory.mktemp("fake")
+    return cifar10.tiny(root, n_train=400, n_test=200), cifar10.tiny(root, train=False, n_train=400, n_test=200)
+
+
+@pytest.fixture(scope="module")
+def classifier(fake):
+    """A small classifier trained on the fake data (eval mode), trained afresh for each test module so that one
+    module's tests cannot change what another's see."""
+    (x, y), _ = fake
+    return features.train_classifier(x, y, steps=80, batch_size=32, width=8, lr=1e-2, device="cpu", seed=0,
+                                     progress=False)

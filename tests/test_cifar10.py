@@ -1,4 +1,4 @@
-"""CIFAR-10 data: the archive format, checksums, bad archives, offline errors, the cache, and batches."""
+"""CIFAR-10 data: the archive format, checksums, bad archives, offline errors, the cache, and the fake set."""
 import io
 import pickle
 import shutil
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ebmlib import cifar10
-from ebmlib.cifar10 import ARCHIVE_NAME, ArchiveError, Batches, DownloadError
+from ebmlib.cifar10 import ARCHIVE_NAME, ArchiveError, DownloadError
 
 N_TRAIN, N_TEST = 60, 20
 
@@ -214,7 +214,20 @@ def test_offline_download_names_the_url_and_the_folder_and_leaves_nothing(tmp_pa
         cifar10.load(tmp_path / "data", download=True, url=url, progress=False)
     message = str(info.value)
     assert url in message and str((tmp_path / "data").resolve()) in message
-    assert list((tmp_path / "data").iterdir()) == []
+    assert not (tmp_path / "data").exists()  # the folder it made for the download is gone again
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(DownloadError):
+        cifar10.download(tmp_path / "mine", url=url, progress=False)
+    assert list((tmp_path / "mine").iterdir()) == []  # a folder that was there stays, empty
+
+
+def test_the_default_url_is_read_when_called(tmp_path, monkeypatch):
+    url = (tmp_path / "mirror" / ARCHIVE_NAME).as_uri()
+    monkeypatch.setattr(cifar10, "URL", url)
+    with pytest.raises(DownloadError, match="mirror"):
+        cifar10.download(tmp_path / "data", progress=False)
+    with pytest.raises(FileNotFoundError, match="mirror"):
+        cifar10.load(tmp_path / "data", download=False)
 
 
 def test_download_from_a_url_checks_the_md5_and_loads(tmp_path, built):
@@ -261,95 +274,3 @@ def test_fake_classes_differ_in_colour():
     brightest = images.reshape(200, 3, -1).max(axis=2).reshape(10, 20, 3).mean(axis=1)  # (class, channel)
     gaps = np.linalg.norm(brightest[:, None] - brightest[None], axis=2)
     assert gaps[~np.eye(10, dtype=bool)].min() > 20
-
-
-# --- batches ----------------------------------------------------------------------------------------
-
-def test_float_conversion_round_trips_every_value():
-    values = torch.arange(256, dtype=torch.uint8).reshape(1, 1, 16, 16)
-    x = cifar10.to_float(values)
-    assert x.dtype == torch.float32 and x.min() == -1 and x.max() == 1
-    assert torch.equal(cifar10.to_uint8(x), values)
-    assert torch.equal(cifar10.to_uint8(torch.tensor([-3.0, 3.0])), torch.tensor([0, 255], dtype=torch.uint8))
-
-
-def asymmetric_images(n):
-    """Images that differ from each other and from their mirror images."""
-    g = torch.Generator().manual_seed(0)
-    return torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8)
-
-
-def test_batches_shapes_range_and_epochs():
-    images = asymmetric_images(50)
-    batches = Batches(images, 16, labels=torch.arange(50), seed=0)
-    assert len(batches) == 3
-    seen = []
-    for _ in range(3):
-        x, idx = next(batches)
-        assert x.shape == (16, 3, 32, 32) and x.dtype == torch.float32
-        assert x.min() >= -1 and x.max() <= 1
-        seen += idx.tolist()
-    assert len(set(seen)) == 48  # one epoch: a permutation, no repeats
-    assert batches.epoch == 0
-    next(batches)
-    assert batches.epoch == 1
-
-
-def test_batches_flip_whole_images_about_half_the_time():
-    images = asymmetric_images(64)
-    batches = Batches(images, 32, labels=torch.arange(64), seed=1)
-    flipped = 0
-    for _ in range(20):
-        x, idx = next(batches)
-        plain = cifar10.to_float(images[idx])
-        same, mirrored = (x == plain).flatten(1).all(1), (x == plain.flip(-1)).flatten(1).all(1)
-        assert (same ^ mirrored).all(), "each image is either as stored or mirrored left-right"
-        flipped += int(mirrored.sum())
-    assert 0.4 < flipped / 640 < 0.6
-    x, idx = next(Batches(images, 32, labels=torch.arange(64), seed=1, flip=False))
-    assert torch.equal(x, cifar10.to_float(images[idx]))
-
-
-def test_batches_are_deterministic_for_a_seed():
-    images = asymmetric_images(40)
-    a, b, c = (Batches(images, 8, seed=s) for s in (5, 5, 6))
-    xa, xb, xc = ([next(it) for _ in range(7)] for it in (a, b, c))
-    assert all(torch.equal(u, v) for u, v in zip(xa, xb))
-    assert not all(torch.equal(u, v) for u, v in zip(xa, xc))
-
-
-@pytest.mark.parametrize("kw", [dict(images=torch.zeros(10, 3, 32, 32)), dict(batch_size=0),
-                                dict(batch_size=11), dict(labels=torch.zeros(9, dtype=torch.int64))])
-def test_batches_reject_bad_input(kw):
-    args = dict(images=torch.zeros(10, 3, 32, 32, dtype=torch.uint8), batch_size=4)
-    with pytest.raises(ValueError):
-        Batches(**{**args, **kw})
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_batches_stay_on_the_gpu():
-    images = asymmetric_images(64)
-    batches = Batches(images, 32, labels=torch.arange(64), device="cuda", seed=0)
-    assert batches.images.is_cuda
-    x, idx = next(batches)
-    assert x.is_cuda and idx.is_cuda
-    plain = cifar10.to_float(images[idx.cpu()]).cuda()
-    assert ((x == plain).flatten(1).all(1) ^ (x == plain.flip(-1)).flatten(1).all(1)).all()
-    a, b = Batches(images, 8, device="cuda", seed=3), Batches(images, 8, device="cuda", seed=3)
-    assert torch.equal(next(a), next(b))
-
-
-def test_batches_state_round_trip_continues_the_same_stream():
-    images = torch.randint(0, 256, (30, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
-    a = cifar10.Batches(images, 7, seed=2)
-    for _ in range(5):  # into the second epoch (4 batches an epoch)
-        next(a)
-    state = a.state_dict()
-    expected = [next(a) for _ in range(6)]
-    b = cifar10.Batches(images, 7, seed=123)
-    b.load_state_dict(state)
-    for want in expected:
-        torch.testing.assert_close(next(b), want, rtol=0, atol=0)
-    assert b.epoch == a.epoch
-    with pytest.raises(ValueError, match="same images"):
-        cifar10.Batches(images[:20], 7).load_state_dict(state)

@@ -1,13 +1,25 @@
-"""The latent energy E(z) = ||z||^2/2 - d(G(z)) and the calibration of a discriminator's logit."""
-
+"""The latent energy E(z) = ||z||^2/2 - d(G(z)), the calibration of a discriminator's logit (on vectors and on
+images), and calibrations saved and loaded."""
 import pytest
 import torch
-from helpers import AffineLogit, Identity, Linear, QuadLogit, gaussian
+import torch.nn.functional as F
 
 import ebmlib
-from ebmlib.energy import CalibratedLogit, ResidualLogit, log_standard_normal
+from ebmlib import cifar10, images
+from ebmlib.checkpoint import CheckpointError
+from ebmlib.energy import (
+    CALIBRATION_METHODS,
+    CalibratedLogit,
+    ResidualLogit,
+    calibration_model,
+    load_calibration,
+    log_standard_normal,
+    save_calibration,
+)
 from ebmlib.losses import NonSaturating
 from ebmlib.nets import MLPDiscriminator, MLPGenerator
+
+from helpers import AffineLogit, Identity, Linear, QuadLogit, Scaled, gaussian, small_sngan_pair
 
 
 def test_latent_energy_value_and_gradient_on_known_g_and_d():
@@ -136,31 +148,6 @@ def test_calibrated_logit_gradient_flows_to_the_input_for_ddls():
     assert cal.training and not cal.d.training
 
 
-# ---- the discriminator alone: density-ratio estimation ----------------------------------------------
-
-def test_train_discriminator_approaches_the_exact_log_ratio():
-    # real N(1, 1) vs fake N(-1, 1): log p_real / p_fake = 2x exactly.
-    torch.manual_seed(0)
-    D = MLPDiscriminator(in_dim=1, hidden=32, depth=2)
-    hist = ebmlib.train.train_discriminator(D, gaussian(1.0, 1.0), gaussian(-1.0, 1.0), steps=400,
-                                            batch_size=256, lr=3e-3, lr_decay=True, seed=0)
-    assert set(hist) >= {"step", "loss", "seconds"} and hist["step"][-1] == 400
-    assert not D.training
-    x = torch.linspace(-2, 2, 41)[:, None]
-    with torch.no_grad():
-        err = (D(x) - 2 * x[:, 0]).abs()
-    # where both densities have mass the estimate is close; a loose bar for a small budget
-    assert err.mean() < 0.25, err
-    assert err.max() < 0.6, err
-    # on fresh samples (standard error about 0.005) the logistic loss is near its minimum,
-    # 2 E[softplus(-2x)] for x ~ N(1, 1) = 0.711
-    gen = torch.Generator().manual_seed(99)
-    real, fake = 1 + torch.randn(20_000, 1, generator=gen), -1 + torch.randn(20_000, 1, generator=gen)
-    with torch.no_grad():
-        loss = NonSaturating().discriminator(D(real), D(fake)).item()
-    assert loss == pytest.approx(0.711, abs=0.03)
-
-
 def test_latent_energy_rejects_or_squeezes_logits_of_shape_n_by_1():
     # 0.5 |z|^2 of shape (N,) minus logits of shape (N, 1) broadcasts to (N, N), silently.
     class KeepDim(QuadLogit):
@@ -221,3 +208,82 @@ def test_calibrate_residual_learns_a_bowl_that_an_affine_head_cannot():
     x = torch.full((2, 1), 0.5, requires_grad=True)
     (g,) = torch.autograd.grad(res(x).sum(), x)
     assert torch.isfinite(g).all() and (g < 0).all()  # the bowl falls away from 0
+
+
+# ---- calibration on images -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("method", ["head", "finetune"])
+def test_calibration_on_images_lowers_the_logistic_loss_of_a_frozen_generator(tmp_path, method):
+    stored, _ = cifar10.tiny(tmp_path / "tiny", n_train=200, n_test=20)
+    G, D = small_sngan_pair()
+    # at SN-GAN's initialisation D is ~0 everywhere: the head needs a logit that varies to rescale
+    D = Scaled(D, 100.0) if method == "head" else D
+    real = images.real_sampler(stored)
+    gen = torch.Generator().manual_seed(5)
+
+    def logistic_loss(d):
+        with torch.no_grad():
+            x_real, x_fake = real(256, gen), G(torch.randn(256, 8, generator=gen))
+            return (F.softplus(-d(x_real)).mean() + F.softplus(d(x_fake)).mean()).item()
+
+    before = logistic_loss(D)
+    lr = 5e-2 if method == "head" else 1e-3
+    d = ebmlib.calibrate(D, G, real, method=method, steps=40, batch_size=32, lr=lr, progress=False)
+    after = logistic_loss(d)
+    assert after < before - 0.05, (before, after)
+    assert after < 2 * torch.log(torch.tensor(2.0)).item() - 0.05  # better than the constant logit 0
+
+
+# ---- saved calibrations ------------------------------------------------------------------------------------
+
+def test_calibration_model_builds_each_method_around_a_copy():
+    d = MLPDiscriminator(in_dim=2, hidden=8, depth=1)
+    assert set(CALIBRATION_METHODS) == {"head", "finetune", "residual"}
+    assert isinstance(calibration_model("head", d), CalibratedLogit)
+    assert isinstance(calibration_model("residual", d, dim=2), ResidualLogit)
+    tuned = calibration_model("finetune", d)
+    assert type(tuned) is MLPDiscriminator and tuned is not d
+    with pytest.raises(ValueError, match="dim"):
+        calibration_model("residual", d)
+    with pytest.raises(ValueError, match="head"):
+        calibration_model("platt", d)
+
+
+def calibrated(method, hidden=8):
+    torch.manual_seed(0)
+    D = MLPDiscriminator(in_dim=1, hidden=hidden, depth=1)
+    d = ebmlib.calibrate(D, Identity(1), REAL, method=method, steps=20, batch_size=64, seed=3,
+                         residual={"features": 8, "hidden": 8} if method == "residual" else None, progress=False)
+    return D, d
+
+
+@pytest.mark.parametrize("method", ["head", "finetune", "residual"])
+def test_a_saved_calibration_loads_back_with_the_same_outputs(tmp_path, method):
+    D, d = calibrated(method)
+    assert d.calibration["method"] == method and d.calibration["seed"] == 3
+    path = save_calibration(d, tmp_path / "calibrated.pt")
+    torch.manual_seed(1)  # a D with other weights: the file carries every weight of the calibrated logit
+    loaded = load_calibration(path, MLPDiscriminator(in_dim=1, hidden=8, depth=1))
+    assert type(loaded) is type(d) and not loaded.training and loaded.calibration == d.calibration
+    x = torch.linspace(-3, 3, 25)[:, None]
+    with torch.no_grad():
+        assert torch.equal(loaded(x), d(x))
+        assert not torch.equal(d(x), D(x)), "the test needs a calibration that changed the logit"
+
+
+def test_a_calibration_of_another_width_is_an_error_naming_the_file(tmp_path):
+    _, d = calibrated("head")
+    path = save_calibration(d, tmp_path / "calibrated.pt")
+    with pytest.raises(CheckpointError) as info:
+        load_calibration(path, MLPDiscriminator(in_dim=1, hidden=16, depth=1))
+    assert str(path) in str(info.value) and "shapes differ" in str(info.value)
+
+
+def test_a_file_that_is_not_a_calibration_is_an_error(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"format": "ebmlib-checkpoint/1", "state": {}}, path)
+    with pytest.raises(CheckpointError, match="ebmlib-calibration/1") as info:
+        load_calibration(path, MLPDiscriminator(in_dim=1, hidden=8, depth=1))
+    assert str(path) in str(info.value)
+    with pytest.raises(ValueError, match="ebmlib.calibrate"):
+        save_calibration(MLPDiscriminator(in_dim=1, hidden=8, depth=1), tmp_path / "plain.pt")

@@ -1,14 +1,15 @@
 """Scores: the Fréchet distance against independent computations, the Inception-style score on
-hand-computed cases, the extractors (Inception error paths, the CIFAR classifier), and nearest neighbours."""
+hand-computed cases, scores of samples under a trained classifier's features, and nearest neighbours."""
 import math
-import sys
 
 import numpy as np
 import pytest
 import torch
 
-from ebmlib import cifar10, metrics
-from ebmlib.metrics import InceptionUnavailable, frechet_distance, inception_score
+from ebmlib import metrics
+from ebmlib.features import ClassifierExtractor
+from ebmlib.images import to_float
+from ebmlib.metrics import frechet_distance, inception_score
 
 
 def random_cov(d, rng, rank=None):
@@ -130,86 +131,11 @@ def test_inception_score_needs_a_sample_a_split():
         inception_score(torch.full((5, 2), 0.5), splits=10)
 
 
-# --- the Inception-v3 extractor: error paths (its weights cannot be fetched here) ------------------
-
-def test_inception_without_weights_says_what_to_download_and_where(monkeypatch):
-    monkeypatch.delenv(metrics.INCEPTION_WEIGHTS_ENV, raising=False)
-    with pytest.raises(InceptionUnavailable) as info:
-        metrics.load_inception()
-    assert metrics.INCEPTION_WEIGHTS_URL in str(info.value) and metrics.INCEPTION_WEIGHTS_ENV in str(info.value)
-
-
-def test_inception_with_a_missing_weights_file_names_it(monkeypatch, tmp_path):
-    missing = tmp_path / "weights-inception.pth"
-    monkeypatch.setenv(metrics.INCEPTION_WEIGHTS_ENV, str(missing))
-    with pytest.raises(InceptionUnavailable) as info:
-        metrics.load_inception()
-    assert str(missing) in str(info.value) and metrics.INCEPTION_WEIGHTS_URL in str(info.value)
-    with pytest.raises(InceptionUnavailable, match="other.pth"):
-        metrics.load_inception(tmp_path / "other.pth")  # the argument wins over the variable
-
-
-def test_inception_without_the_library_says_what_to_install(monkeypatch, tmp_path):
-    weights = tmp_path / "weights.pth"
-    weights.write_bytes(b"placeholder")
-    monkeypatch.setitem(sys.modules, "torch_fidelity", None)  # import fails as if not installed
-    monkeypatch.setitem(sys.modules, "torch_fidelity.feature_extractor_inceptionv3", None)
-    with pytest.raises(InceptionUnavailable, match=r"torch-fidelity.*\.\[inception\]"):
-        metrics.load_inception(weights)
-
-
-# --- the CIFAR classifier as an extractor ---------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def fake(tmp_path_factory):
-    root = tmp_path_factory.mktemp("fake")
-    return cifar10.tiny(root, n_train=400, n_test=200), cifar10.tiny(root, train=False, n_train=400, n_test=200)
-
-
-@pytest.fixture(scope="module")
-def classifier(fake):
-    (x, y), _ = fake
-    return metrics.train_classifier(x, y, steps=80, batch_size=32, width=8, lr=1e-2, device="cpu",
-                                   seed=0, progress=False)
-
-
-def test_classifier_learns_the_fake_classes(fake, classifier):
-    _, (xt, yt) = fake
-    torch.manual_seed(0)
-    untrained = metrics.CifarClassifier(width=8)
-    assert metrics.classifier_accuracy(untrained, xt, yt) < 0.3  # chance is 0.1
-    assert metrics.classifier_accuracy(classifier, xt, yt) > 0.8
-    assert not classifier.training
-    assert classifier.history["loss"][-1] < classifier.history["loss"][0]
-
-
-def test_classifier_training_is_deterministic_for_a_seed(fake):
-    (x, y), _ = fake
-    runs = [metrics.train_classifier(x, y, steps=3, batch_size=16, width=4, device="cpu", seed=s, progress=False)
-            for s in (1, 1, 2)]
-    a, b, c = ([p.detach() for p in m.parameters()] for m in runs)
-    assert all(torch.equal(u, v) for u, v in zip(a, b))
-    assert not all(torch.equal(u, v) for u, v in zip(a, c))
-
-
-def test_classifier_features_use_eval_mode_and_restore_the_mode(fake, classifier):
-    _, (xt, _) = fake
-    classifier.train()
-    try:
-        small = metrics.classifier_features(classifier, xt[:20], batch_size=3)
-        assert classifier.training, "the caller's mode is restored"
-    finally:
-        classifier.eval()
-    whole = metrics.classifier_features(classifier, xt[:20], batch_size=500)
-    assert small.shape == (20, classifier.feature_dim)
-    assert torch.allclose(small, whole, atol=1e-5)  # BatchNorm running stats: no batch dependence
-    probs = metrics.classifier_probs(classifier, xt[:20])
-    assert probs.shape == (20, 10) and torch.allclose(probs.sum(1), torch.ones(20), atol=1e-5)
-
+# --- scores of samples under an extractor ----------------------------------------------------------------
 
 def test_score_reports_classifier_names_and_sample_counts(fake, classifier):
     (x, _), (xt, yt) = fake
-    extractor = metrics.ClassifierExtractor(classifier)
+    extractor = ClassifierExtractor(classifier)
     ref = metrics.reference_stats(x, extractor, batch_size=128)
     assert ref["n"] == 400 and ref["mu"].shape == (classifier.feature_dim,)
     out = metrics.score(xt, ref, extractor, batch_size=64)
@@ -224,7 +150,7 @@ def test_score_reports_classifier_names_and_sample_counts(fake, classifier):
     one_class = xt[yt == 3]
     assert metrics.score(one_class, ref, extractor)["classifier_score"] < 2
     # generated samples arrive as floats in [-1, 1], or batch by batch: the same numbers
-    as_float = metrics.score(cifar10.to_float(xt), ref, extractor)
+    as_float = metrics.score(to_float(xt), ref, extractor)
     streamed = metrics.score((xt[i:i + 50] for i in range(0, 200, 50)), ref, extractor)
     for other in (as_float, streamed):
         assert other["fcd"] == pytest.approx(out["fcd"], rel=1e-6)
@@ -235,7 +161,7 @@ def test_score_reports_classifier_names_and_sample_counts(fake, classifier):
 
 def test_scoring_puts_the_net_in_eval_mode_and_restores_it(fake, classifier):
     (x, _), (xt, _) = fake
-    extractor = metrics.ClassifierExtractor(classifier)
+    extractor = ClassifierExtractor(classifier)
     expected = metrics.reference_stats(xt, extractor, batch_size=50)
     running_mean = classifier.body[0][1].running_mean.clone()
     classifier.train()  # as it would be in the middle of training
@@ -252,13 +178,13 @@ def test_score_refuses_statistics_from_another_extractor(fake, classifier):
     _, (xt, _) = fake
     ref = {"mu": torch.zeros(32), "sigma": torch.eye(32), "n": 10, "extractor": "inception-v3-fid"}
     with pytest.raises(ValueError, match="same extractor"):
-        metrics.score(xt, ref, metrics.ClassifierExtractor(classifier))
+        metrics.score(xt, ref, ClassifierExtractor(classifier))
 
 
 def test_score_of_no_images_is_an_error(classifier):
     ref = {"mu": torch.zeros(32), "sigma": torch.eye(32), "n": 10, "extractor": "cifar-classifier"}
     with pytest.raises(ValueError, match="sample count of 0"):
-        metrics.score(iter([]), ref, metrics.ClassifierExtractor(classifier))
+        metrics.score(iter([]), ref, ClassifierExtractor(classifier))
 
 
 # --- nearest neighbours ----------------------------------------------------------------------------
@@ -283,7 +209,7 @@ def test_nearest_neighbours_match_brute_force_and_find_near_copies():
     idx, dist = metrics.nearest_neighbours(queries, dataset, k=4, batch_size=3, chunk_size=50)
     assert idx[:, 0].tolist() == [5, 17, 200, 299]
     assert torch.allclose(dist[:, 0], torch.full((4,), 1 / 127.5), rtol=1e-4)
-    flat = [cifar10.to_float(x).flatten(1).double() for x in (queries, dataset)]
+    flat = [to_float(x).flatten(1).double() for x in (queries, dataset)]
     brute = torch.cdist(*flat)
     expected_d, expected_i = brute.topk(4, dim=1, largest=False)
     assert torch.equal(idx, expected_i) and torch.allclose(dist.double(), expected_d, rtol=1e-5)

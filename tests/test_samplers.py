@@ -2,17 +2,20 @@
 
 With G(z) = z and d(x) = a.x - c||x||^2/2, the corrected distribution p_t(z) ∝ N(z; 0, I) e^{d(z)} is
 N(a / (1 + c), I / (1 + c)), and Z0 = E_{p0}[e^d] = (1 + c)^{-k/2} exp(||a||^2 / (2 (1 + c))), so every
-sampler's answer is known in closed form.
+sampler's answer is known in closed form. On images (N, 3, 32, 32) each sample is accepted, rejected or
+moved as a whole.
 """
 import math
 
 import pytest
 import torch
-from helpers import Identity, QuadLogit
+from torch import nn
 
 import ebmlib
 from ebmlib.nets import MLPDiscriminator, MLPGenerator
-from ebmlib.samplers import sample_ddls
+from ebmlib.samplers import SAMPLERS, sample_ddls
+
+from helpers import Identity, QuadLogit, Scaled, small_sngan_pair
 
 METHODS = ("generator", "drs", "mh", "ddls")
 FAST = {"generator": {}, "drs": {"batch_size": 500, "burn_in": 500}, "mh": {"steps": 10},
@@ -101,6 +104,36 @@ def test_mh_samples_the_tilted_gaussian():
     assert out.x.mean().item() == pytest.approx(mean.item(), abs=0.05)
     assert out.x.var().item() == pytest.approx(var, abs=0.05)
     assert 0.3 < out.info["accept_rate"] < 1
+
+
+class LatentImage(nn.Module):
+    """G(z): images (N, 3, 32, 32) whose every pixel is the latent's first coordinate, so that an image shows
+    which latent it came from; no parameters."""
+
+    latent_dim = 2
+
+    def forward(self, z):
+        return z[:, :1, None, None].expand(-1, 3, 32, 32).contiguous()
+
+
+class Brightness(nn.Module):
+    """One logit per image: its mean pixel value."""
+
+    def forward(self, x):
+        return x.mean(dim=(1, 2, 3))
+
+
+@pytest.mark.parametrize("n", [32, 50])
+def test_mh_on_images_keeps_or_replaces_whole_images(n):
+    # n = 32 equals the images' height and width: a per-sample mask that broadcast over the wrong axis would
+    # mix rows of different samples instead of failing
+    G, d = LatentImage(), Brightness()
+    out = ebmlib.sample("mh", G, d, n, seed=0, steps=5)
+    assert out.x.shape == (n, 3, 32, 32) and out.z.shape == (n, 2)
+    assert torch.equal(out.x, G(out.z)), "every image must be G of its own latent"
+    assert 0 < out.info["accept_rate"] < 1, "the test needs both accepted and rejected proposals"
+    start = ebmlib.sample("generator", G, d, n, seed=0)
+    assert not torch.equal(out.z, start.z)
 
 
 # ---- DDLS -----------------------------------------------------------------------------------------
@@ -240,6 +273,7 @@ def test_bad_sample_count_is_a_value_error(method, n, mlp_pair):
 def test_unknown_method_is_a_value_error(mlp_pair):
     with pytest.raises(ValueError, match="ddls"):
         ebmlib.sample("hmc", *mlp_pair, 10)
+    assert set(SAMPLERS) == set(METHODS)
 
 
 @pytest.mark.parametrize("options", [dict(steps=0), dict(steps=-3), dict(steps=1.5), dict(step_size=0),
@@ -305,6 +339,55 @@ def test_ddls_divergence_propagates_through_sample_and_restores_modes():
         ebmlib.sample("ddls", G, d, 100, seed=0, steps=10, step_size=25.0, z0=torch.zeros(100, 2))
     assert info.value.step == 1 and info.value.last_finite.shape == (100, 2)
     assert G.training and d.training
+
+# ---- DDLS on images ------------------------------------------------------------------------------
+
+def test_image_ddls_step_is_the_langevin_update_with_the_discriminator_term():
+    G, D = small_sngan_pair()
+    D = Scaled(D, 100.0)  # a logit whose gradient dominates rounding (about 0.1 per latent coordinate)
+    z0 = torch.randn(6, 8, generator=torch.Generator().manual_seed(1))
+    eps = 0.05
+    out = ebmlib.sample("ddls", G, D, 6, z0=z0, steps=1, step_size=eps, noise_scale=0.0)
+
+    z = z0.clone().requires_grad_(True)
+    (grad_d,) = torch.autograd.grad(D(G(z)).sum(), z)
+    expected = z0 - 0.5 * eps * (z0 - grad_d)
+    assert grad_d.abs().max() > 1e-2, "the test needs a discriminator with a clear gradient"
+    torch.testing.assert_close(out.z, expected, rtol=1e-4, atol=1e-5)  # the d term moves z by ~2.5e-3
+    prior_only = z0 - 0.5 * eps * z0
+    assert (out.z - prior_only).abs().max() > 1e-5, "DDLS on images dropped the discriminator's gradient"
+    assert out.x.shape == (6, 3, 32, 32)
+    assert all(p.grad is None for p in (*G.parameters(), *D.parameters())), "DDLS must not touch parameters' .grad"
+
+
+def test_image_ddls_amp_flag_is_ignored_on_the_cpu_and_gives_the_same_chains():
+    G, D = small_sngan_pair()
+    a = ebmlib.sample("ddls", G, D, 4, seed=3, steps=3, step_size=0.01)
+    b = ebmlib.sample("ddls", G, D, 4, seed=3, steps=3, step_size=0.01, amp=True)
+    torch.testing.assert_close(a.z, b.z)
+
+
+class Exploding(nn.Module):
+    """A logit that is finite at the start and overflows once a chain has moved (|z| grows)."""
+
+    def __init__(self, D):
+        super().__init__()
+        self.D = D
+
+    def forward(self, x):
+        return self.D(x) * torch.exp(1e4 * (x.abs().mean((1, 2, 3)) - self.threshold))
+
+
+def test_image_ddls_diverging_chain_names_the_step_and_keeps_the_states():
+    G, D = small_sngan_pair()
+    z0 = torch.randn(4, 8, generator=torch.Generator().manual_seed(0))
+    d = Exploding(D)
+    with torch.no_grad():
+        d.threshold = G(z0).abs().mean((1, 2, 3)).max().item() + 1e-3  # finite at z0, not after a large step
+    with pytest.raises(ebmlib.LangevinDivergence, match="step size 5") as info:
+        ebmlib.sample("ddls", G, d, 4, z0=z0, steps=5, step_size=5.0)
+    assert info.value.step >= 1 and info.value.step_size == 5.0
+    assert torch.isfinite(info.value.last_finite).all() and info.value.last_finite.shape == (4, 8)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -132,6 +132,12 @@ def test_mixture_log_prob_by_hand():
     assert torch.allclose(MIX.weights, torch.tensor([0.25, 0.5, 0.25]))
 
 
+def test_mixture_cdf_by_hand():
+    m = toy.Mixture1D([0.0, 10.0], [1.0, 1.0], weights=[1, 3])
+    assert m.cdf(torch.tensor([0.0, 10.0, 5.0])).tolist() == pytest.approx([0.125, 0.25 + 0.375, 0.25], abs=1e-6)
+    assert m.cdf(torch.zeros(3, 1)).shape == (3,)
+
+
 def test_mixture_samples_match_its_moments():
     n = 20_000
     x = MIX.sample(n, gen(10))

@@ -4,12 +4,13 @@ import statistics
 
 import torch
 
-from . import toy, wasserstein
-from .energy import calibrate
-from .nets import MLPDiscriminator, MLPGenerator
-from .samplers import sample
-from ._checks import positive_int
-from .train import train_gan
+from .. import toy
+from .._checks import positive_int
+from ..energy import calibrate
+from ..nets import MLPDiscriminator, MLPGenerator
+from ..samplers import sample
+from ..train import train_gan
+from . import wgan as wgan_recipe
 
 # A budget at which the generator alone is clearly imperfect, as in the paper: it finds every mode but
 # puts only about half of its samples within 4 std of one (flanks, bridges between modes).
@@ -64,7 +65,7 @@ def _run_seed(task):
     if family == "gan":
         G, D, _ = train_pair(seed, train=cfg["train"], nets=cfg["nets"], progress=cfg["progress"])
     else:
-        G, D, _ = wasserstein.train_wgan_pair(seed, train=cfg["wgan_train"], nets=cfg["wgan_nets"],
+        G, D, _ = wgan_recipe.train_wgan_pair(seed, train=cfg["wgan_train"], nets=cfg["wgan_nets"],
                                               progress=cfg["progress"])
     d = calibrate(D, G, toy.sample_grid25, seed=seed, progress=cfg["progress"], **cfg["calibration"])
     results = {}
@@ -82,7 +83,7 @@ def table1(seeds=5, n_samples=10_000, methods=("generator", "drs", "mh", "ddls")
     """Run every method on the same trained pair for each seed; returns a list of records.
 
     ``methods`` run on the GAN pairs of :func:`train_pair`; with ``wgan=True`` each seed also trains a
-    WGAN-GP pair (``ebmlib.wasserstein.train_wgan_pair``) and adds the rows ``wgan_generator`` and
+    WGAN-GP pair (``ebmlib.recipes.wgan.train_wgan_pair``) and adds the rows ``wgan_generator`` and
     ``wgan_ddls`` (DDLS on its calibrated critic). ``workers`` > 1 runs the trained pairs in that many
     processes with one thread each (small nets use a core better that way than with two threads); the
     numbers do not depend on it.
@@ -101,7 +102,7 @@ def table1(seeds=5, n_samples=10_000, methods=("generator", "drs", "mh", "ddls")
                for m in all_methods}
     # everything a worker needs travels with the task: module-level settings are resolved here
     base = {"train": {**TRAIN, **(train or {})}, "nets": dict(NETS), "n_samples": n_samples,
-            "wgan_train": dict(wasserstein.WGAN_TRAIN), "wgan_nets": dict(wasserstein.WGAN_NETS),
+            "wgan_train": dict(wgan_recipe.WGAN_TRAIN), "wgan_nets": dict(wgan_recipe.WGAN_NETS),
             "calibration": {**CALIBRATION, **(calibration or {})}, "options": options,
             "threads": 1 if workers > 1 else None, "progress": False if workers > 1 else progress}
     tasks = [(family, seed, {**base, "methods": ms}) for family, ms in families.items() for seed in range(seeds)]

@@ -1,7 +1,8 @@
-"""train_images: exact resume after a crash or Ctrl-C, atomic checkpoints, bad checkpoints, the learning
-rate schedule, the EMA, the metrics log and sample grids. Tiny nets on 3x32x32 so that a run takes
-a fraction of a second on one CPU thread."""
+"""train_images: exact resume after a crash or Ctrl-C, atomic checkpoints during training, checkpoints that do
+not fit, the learning rate schedule, the EMA, the metrics log and sample grids, the losses it accepts. Tiny
+nets on 3x32x32 so that a run takes a fraction of a second on one CPU thread."""
 import json
+import math
 import os
 import signal
 
@@ -12,37 +13,11 @@ from torch import nn
 
 from ebmlib import checkpoint as ckpt
 from ebmlib import cifar10
-from ebmlib.nets import image_batch
-from ebmlib.train import ema_decay, image_grid, learning_rate, save_grid, train_images, update_ema
+from ebmlib.images import Batches
+from ebmlib.nets import ConvAutoencoder, SNGANGenerator
+from ebmlib.train_images import ema_decay, learning_rate, train_images, update_ema
 
-torch.set_num_threads(1)
-
-
-class TinyG(nn.Module):
-    """z (N, 8) -> (N, 3, 32, 32); batch norm, so that buffers must be restored too."""
-
-    def __init__(self, latent_dim=8, hidden=16):
-        super().__init__()
-        self.latent_dim = latent_dim
-        self.net = nn.Sequential(nn.Linear(latent_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(),
-                                 nn.Linear(hidden, 3 * 32 * 32), nn.Tanh())
-
-    def forward(self, z):
-        return self.net(z).view(-1, 3, 32, 32)
-
-
-class TinyD(nn.Module):
-    """(N, 3, 32, 32) -> (N,): a strided conv and a linear layer, both spectrally normalised
-    (their power-iteration vectors are state that a resume must restore)."""
-
-    def __init__(self, ch=4):
-        super().__init__()
-        sn = nn.utils.parametrizations.spectral_norm
-        self.conv = sn(nn.Conv2d(3, ch, 4, stride=4))
-        self.linear = sn(nn.Linear(ch * 8 * 8, 1))
-
-    def forward(self, x):
-        return self.linear(torch.relu(self.conv(image_batch(x))).flatten(1)).squeeze(1)
+from helpers import CountingPT, TinyD, TinyG
 
 
 class Data:
@@ -162,7 +137,7 @@ def test_iterators_with_labels_work_as_data():
     assert history["G_ema"] is None and history["step"] == [3]
 
 
-# --- checkpoint files ---------------------------------------------------------------------------------------
+# --- checkpoints ---------------------------------------------------------------------------------------
 
 def test_checkpoint_holds_everything_the_loop_needs(tmp_path):
     train(tmp_path, steps=3)
@@ -173,48 +148,22 @@ def test_checkpoint_holds_everything_the_loop_needs(tmp_path):
     assert state["step"] == 3
 
 
-def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
-    path = tmp_path / "checkpoint.pt"
-    ckpt.save({"format": ckpt.FORMAT, "value": torch.arange(3)}, path)
-    good = path.read_bytes()
-
-    def failing_save(obj, f, *args, **kwargs):
-        f.write(b"half a checkpoint")  # some bytes reach the temporary file, then the disk fills up
-        raise OSError("No space left on device")
-
-    monkeypatch.setattr(ckpt.torch, "save", failing_save)
-    with pytest.raises(OSError, match="No space"):
-        ckpt.save({"format": ckpt.FORMAT, "value": torch.arange(5)}, path)
-    assert sorted(os.listdir(tmp_path)) == ["checkpoint.pt"]  # no temporary file left behind
-    assert path.read_bytes() == good  # the old checkpoint is untouched
-    assert torch.equal(ckpt.load(path)["value"], torch.arange(3))
-
-    def interrupted_save(obj, f, *args, **kwargs):
-        f.write(b"partial")
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(ckpt.torch, "save", interrupted_save)
-    with pytest.raises(KeyboardInterrupt):
-        ckpt.save({"format": ckpt.FORMAT}, path)
-    assert sorted(os.listdir(tmp_path)) == ["checkpoint.pt"] and path.read_bytes() == good
-
-
 def test_a_failed_write_during_training_leaves_the_last_good_checkpoint(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="simulated crash"):
         train(tmp_path, Data(crash_at=9))  # leaves step 3's checkpoint
     good = (tmp_path / "checkpoint.pt").read_bytes()
-    real_save = ckpt.torch.save
+    real_save = torch.save
 
     def failing_save(obj, f, *args, **kwargs):
         real_save(obj, f, *args, **kwargs)
         f.truncate(100)
         raise OSError("disk full")
 
-    monkeypatch.setattr(ckpt.torch, "save", failing_save)
+    monkeypatch.setattr(torch, "save", failing_save)
     with pytest.raises(OSError, match="disk full"):
         train(tmp_path, Data())  # resumes at 3, fails writing step 6's checkpoint
     assert (tmp_path / "checkpoint.pt").read_bytes() == good
-    assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
+    assert not [name for name in os.listdir(tmp_path) if name.endswith(".part")]
 
 
 def test_truncated_checkpoint_is_an_error_naming_the_file(tmp_path):
@@ -224,15 +173,6 @@ def test_truncated_checkpoint_is_an_error_naming_the_file(tmp_path):
     with pytest.raises(ckpt.CheckpointError) as info:
         train(tmp_path, Data(), steps=6)
     assert str(path) in str(info.value) and "truncated" in str(info.value)
-
-
-def test_a_file_that_is_not_a_checkpoint_is_an_error(tmp_path):
-    path = tmp_path / "checkpoint.pt"
-    torch.save({"weights": torch.zeros(2)}, path)
-    with pytest.raises(ckpt.CheckpointError, match="not an ebmlib checkpoint"):
-        ckpt.load(path)
-    with pytest.raises(FileNotFoundError, match="no checkpoint"):
-        ckpt.load(tmp_path / "missing.pt")
 
 
 def test_checkpoint_of_another_architecture_is_an_error_naming_what_differs(tmp_path):
@@ -266,17 +206,6 @@ def test_resuming_with_other_settings_warns(tmp_path):
     train(tmp_path, steps=3)
     with pytest.warns(UserWarning, match="n_dis 2 -> 1"):
         train(tmp_path, Data(), steps=4, n_dis=1)
-
-
-def test_load_generator_reads_the_ema_copy(tmp_path):
-    G, D, history = train(tmp_path, steps=3)
-    G_loaded = ckpt.load_generator(tmp_path / "checkpoint.pt", TinyG())
-    assert_identical(G_loaded.state_dict(), history["G_ema"].state_dict())
-    assert not G_loaded.training
-    G_raw = ckpt.load_generator(tmp_path / "checkpoint.pt", TinyG(), ema=False)
-    assert_identical(G_raw.state_dict(), G.state_dict())
-    D_loaded = ckpt.load_discriminator(tmp_path / "checkpoint.pt", TinyD())
-    assert_identical(D_loaded.state_dict(), D.state_dict())
 
 
 # --- schedule and EMA ---------------------------------------------------------------------------------------
@@ -343,19 +272,6 @@ def test_metrics_log_and_sample_grids_are_written(tmp_path):
     assert history["checkpoint"] == tmp_path / "checkpoint.pt"
 
 
-def test_image_grid_places_each_image():
-    x = torch.stack([torch.full((3, 2, 2), v) for v in (-1.0, 0.0, 1.0)])
-    grid = image_grid(x, nrow=2, pad=1)
-    assert grid.shape == (2 * 3 + 1, 2 * 3 + 1, 3)
-    assert (grid[1:3, 1:3] == 0).all() and (grid[1:3, 4:6] == 128).all() and (grid[4:6, 1:3] == 255).all()
-    assert (grid[0] == 255).all()  # the padding is white
-
-
-def test_save_grid_writes_a_png(tmp_path):
-    path = save_grid(torch.zeros(4, 3, 8, 8), tmp_path / "sub" / "grid.png", nrow=2)
-    assert imread(path).shape[:2] == (2 * 10 + 2, 2 * 10 + 2)
-
-
 # --- bad input ---------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kw, match", [(dict(steps=0), "steps"), (dict(n_dis=0), "n_dis"), (dict(ema=1.5), "ema"),
@@ -373,8 +289,8 @@ def test_batches_of_the_wrong_shape_are_a_value_error():
         train_images(G, D, lambda n: torch.zeros(4, 3, 32, 32), **OPTIONS)
 
 
-class CrashingBatches(cifar10.Batches):
-    """cifar10.Batches that raises on its ``crash_at``-th batch."""
+class CrashingBatches(Batches):
+    """Batches that raises on its ``crash_at``-th batch."""
 
     def __init__(self, *args, crash_at=None, **kw):
         super().__init__(*args, **kw)
@@ -391,9 +307,48 @@ def test_resume_in_the_middle_of_an_epoch_of_real_batches_is_exact(tmp_path):
     # 40 images in batches of 8: an epoch is 5 batches; 2 batches a step, so step 3's checkpoint falls
     # in the middle of the second epoch, and the resumed run must continue that epoch's permutation
     images = torch.randint(0, 256, (40, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
-    G1, D1, h1 = train(tmp_path / "straight", cifar10.Batches(images, 8, seed=5))
+    G1, D1, h1 = train(tmp_path / "straight", Batches(images, 8, seed=5))
     with pytest.raises(RuntimeError, match="simulated crash"):
         train(tmp_path / "crashed", CrashingBatches(images, 8, seed=5, crash_at=10))
-    G2, D2, h2 = train(tmp_path / "crashed", cifar10.Batches(images, 8, seed=99), init=1)
+    G2, D2, h2 = train(tmp_path / "crashed", Batches(images, 8, seed=99), init=1)
     assert h2["start_step"] == 3
     assert_identical(states(G1, D1, h1), states(G2, D2, h2))
+
+
+# --- the losses it accepts ------------------------------------------------------------------------------------
+
+def test_a_wgan_loss_needs_a_spectrally_normalised_d(tmp_path):
+    G, _ = nets()
+    plain = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 1), nn.Flatten(0))  # a critic without spectral norm
+    before = [p.detach().clone() for p in plain.parameters()]
+    with pytest.raises(ValueError, match="Lipschitz"):
+        train_images(G, plain, Data(), **{**OPTIONS, "loss": "wgan", "out_dir": tmp_path / "run"})
+    assert all(torch.equal(a, b) for a, b in zip(before, plain.parameters()))
+    assert not (tmp_path / "run").exists()  # refused before anything is written
+    _, _, history = train(None, loss="wgan", steps=1)  # TinyD is spectrally normalised
+    assert history["step"] == [1]
+
+
+def test_a_pulling_away_loss_needs_an_autoencoder_d():
+    G, D = nets()
+    with pytest.raises(ValueError, match="embed"):
+        train_images(G, D, Data(), **{**OPTIONS, "loss": "ebgan-pt"})
+
+
+def test_train_images_with_ebgan_pt_on_the_tiny_data(tmp_path):
+    stored, _ = cifar10.tiny(tmp_path / "tiny", n_train=40, n_test=10)
+    torch.manual_seed(0)
+    G, D = SNGANGenerator(latent_dim=16, ch=4), ConvAutoencoder(ch=4, code_dim=8)
+    loss = CountingPT(margin=0.2)
+    history = train_images(G, D, Batches(stored, 8, seed=0), steps=3, n_dis=1, loss=loss, batch_size=8,
+                           out_dir=tmp_path / "run", log_every=1, checkpoint_every=3, sample_every=3,
+                           n_samples=8, progress=False)
+    assert loss.calls == 3
+    assert all(math.isfinite(v) and v >= 0 for v in history["d_loss"] + history["g_loss"])
+    saved = torch.load(history["checkpoint"], weights_only=False)
+    assert saved["config"]["loss"] == "ebgan-pt" and saved["config"]["D"] == "ConvAutoencoder"
+    # by name, too: train_images accepts 'ebgan'
+    G2, D2 = SNGANGenerator(latent_dim=16, ch=4), ConvAutoencoder(ch=4, code_dim=8)
+    h = train_images(G2, D2, Batches(stored, 8, seed=0), steps=2, n_dis=1, loss="ebgan", batch_size=8,
+                     log_every=1, progress=False, ema=None)
+    assert len(h["g_loss"]) == 2

@@ -3,7 +3,7 @@
 ``python -m ebmlib bench --json FILE`` runs both on random inputs of CIFAR shape (throughput does not
 depend on the data) and writes one JSON record a measurement: images/s (training: real images seen by D)
 or image-steps/s (DDLS: chains x Langevin steps per second), the FLOPs of one step counted by PyTorch's
-FLOP counter, and the achieved TFLOP/s. The targets (DESIGN.md, H100, SN-GAN standard CNN): DDLS at
+FLOP counter, and the achieved TFLOP/s. The targets (H100, SN-GAN standard CNN): DDLS at
 least 100,000 image-steps/s and 3x the eager fp32 loop; training 100k generator steps with n_dis 5 at
 batch 64 in under an hour (that is, at least 100k * 5 * 64 / 3600 = 8,900 real images/s).
 """
@@ -14,10 +14,12 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .energy import latent_energy
-from .losses import Hinge
-from .nets import SNGANDiscriminator, SNGANGenerator
-from .samplers import sample_ddls
+from .._files import write_text
+from .._runtime import default_device
+from ..losses import Hinge
+from ..nets import SNGANDiscriminator, SNGANGenerator
+from ..samplers import sample_ddls
+from ..train import discriminator_step, fake_batch, generator_step
 
 TRAIN_TARGET_IMG_PER_S = 100_000 * 5 * 64 / 3600
 DDLS_TARGET_IMAGE_STEPS_PER_S = 100_000
@@ -70,14 +72,15 @@ def plain_train_step(G, D, opt_g, opt_d, real, n_dis, loss=Hinge()):
 
 
 def fast_train_step(G, D, opt_g, opt_d, real, n_dis, loss=Hinge()):
-    """The optimized step, as ``ebmlib.train.train_images`` takes it: bf16 autocast, real and fake in one
-    D pass, D frozen during the G step."""
-    from .train import _discriminator_step, _generator_step
+    """The optimized step, as ``ebmlib.train_images.train_images`` takes it (``ebmlib.train``'s shared steps):
+    bf16 autocast, real and fake in one D pass, D frozen during the G step."""
+    def autocast():
+        return torch.autocast(real.device.type, dtype=torch.bfloat16, enabled=real.device.type == "cuda")
 
-    autocast = lambda: torch.autocast(real.device.type, dtype=torch.bfloat16, enabled=real.device.type == "cuda")  # noqa: E731
     for _ in range(n_dis):
-        _discriminator_step(G, D, real, loss, None, opt_d, None, autocast)
-    _generator_step(G, D, loss, opt_g, [p for p in D.parameters()], real.shape[0], None, autocast, real.device)
+        fake = fake_batch(G, real.shape[0], device=real.device, autocast=autocast)
+        discriminator_step(D, real, fake, loss, opt_d, autocast=autocast)
+    generator_step(G, D, loss, opt_g, real.shape[0], device=real.device, autocast=autocast)
 
 
 def _nets(device, quick, channels_last=False, compile=False):
@@ -168,7 +171,7 @@ def table(records):
 
 def run(device=None, quick=False, ddls_batch=5000):
     """Both benchmarks; returns {"meta": ..., "records": [...], "summary": ...}."""
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = default_device(device)
     records = bench_train(device, quick) + bench_ddls(device, quick, ddls_batch)
     meta = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()})",
             "torch": torch.__version__, "quick": quick, "net": "SN-GAN standard CNN" + (" (ch=8, quick)" if quick else " (ch=64)")}
@@ -197,7 +200,6 @@ def main(args):
     for k, v in result["summary"].items():
         print(f"  {k}: {v:,.2f}" if isinstance(v, float) else f"  {k}: {v}")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+        write_text(args.json, json.dumps(result, indent=2))
         print(f"wrote {args.json}")
     return result

@@ -1,4 +1,4 @@
-"""ULA and MALA (``ebmlib.langevin``) on energies whose answers are known in closed form.
+"""ULA and MALA (``ebmlib.mcmc.langevin``) on energies whose answers are known in closed form.
 
 Tolerances: with N independent chains, a sample mean has standard error sigma / sqrt(N) and a sample
 covariance entry (i, j) has standard error sqrt((S_ii S_jj + S_ij^2) / N). Each tolerance below is
@@ -11,7 +11,8 @@ import pytest
 import torch
 
 import ebmlib
-from ebmlib import LangevinDivergence, langevin
+from ebmlib import mcmc
+from ebmlib.mcmc import LangevinDivergence, LangevinResult, langevin
 
 MU = torch.tensor([1.0, -0.5])
 SIGMA = torch.tensor([[1.0, 0.6], [0.6, 0.8]])
@@ -48,6 +49,12 @@ def ula_stationary_cov(A, eps, iters=4000):
         C = B @ C @ B.T + eps * eye
     assert torch.allclose(C, B @ C @ B.T + eps * eye, atol=1e-12)
     return C
+
+
+def test_the_package_exports_the_sampler_and_its_error():
+    assert ebmlib.langevin is mcmc.langevin and ebmlib.LangevinDivergence is mcmc.LangevinDivergence
+    res = langevin(gaussian_energy, torch.zeros(3, 2), steps=2, step_size=0.1)
+    assert isinstance(res, LangevinResult) and res.snapshots == [] and len(res.energy_trace) == 2
 
 
 def test_lyapunov_helper_against_closed_form():

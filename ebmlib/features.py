@@ -1,0 +1,209 @@
+"""Feature extractors for the scores of ``ebmlib.metrics``, and the classifier trained here.
+
+Two extractors share one interface: the FID Inception-v3 (TF weights ported by torch-fidelity, loaded
+from a local file, optional extra ``inception``), whose scores are the FID and the Inception Score; and
+``CifarClassifier``, a small CNN trained here, whose scores are named the "Fréchet classifier distance"
+(FCD) and the "classifier score" -- never FID or IS, since they are not comparable with published
+numbers. An extractor is an ``nn.Module`` mapping uint8 images (B, 3, H, W) to (features (B, D),
+logits (B, C)), with a ``name`` and ``score_names`` (distance key, score key).
+"""
+import contextlib
+import os
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._checks import positive_int
+from ._runtime import default_device, evaluating, progress_bar
+from .images import Batches, to_float, uint8_batches
+
+# What the extractors are called where a user picks one (``ebmlib.recipes.pipeline.extractor``, the CLI)
+EXTRACTORS = {
+    "classifier": "a classifier trained here: Fréchet classifier distance and classifier score (not FID/IS)",
+    "inception": "the FID Inception-v3 from a local weights file: FID and Inception Score",
+}
+
+# --- the FID Inception-v3, from local weights (optional extra) -------------------------------------
+
+INCEPTION_WEIGHTS_ENV = "EBMLIB_INCEPTION_WEIGHTS"
+INCEPTION_WEIGHTS_URL = ("https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
+                         "weights-inception-2015-12-05-6726825d.pth")
+
+
+class InceptionUnavailable(RuntimeError):
+    """The Inception-v3 extractor cannot be built: its library or its weights file is missing."""
+
+
+def inception_weights_path(path=None) -> Path:
+    """The weights file: ``path``, else ``$EBMLIB_INCEPTION_WEIGHTS``; InceptionUnavailable when absent."""
+    path = path or os.environ.get(INCEPTION_WEIGHTS_ENV)
+    advice = (f"Download {INCEPTION_WEIGHTS_URL} (the TF FID Inception-v3 ported to PyTorch by torch-fidelity) "
+              f"and pass its path as `weights`, or set {INCEPTION_WEIGHTS_ENV} to it.")
+    if not path:
+        raise InceptionUnavailable(f"no Inception-v3 weights file given. {advice}")
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise InceptionUnavailable(f"the Inception-v3 weights file {path} does not exist. {advice}")
+    return path
+
+
+class InceptionExtractor(nn.Module):
+    """The FID Inception-v3: uint8 (B, 3, H, W) -> (pool features (B, 2048), logits (B, 1008)).
+
+    Wraps torch-fidelity's port of the TF graph (images resized to 299x299 inside, as in TF), so its FID
+    and IS are comparable with numbers computed by the TF code; torchvision's Inception weights are not.
+    """
+
+    name = "inception-v3-fid"
+    score_names = ("fid", "inception_score")
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        features, logits = self.net(x.to(next(self.net.parameters()).device))
+        return features, logits
+
+
+def load_inception(weights=None, device=None):
+    """The FID Inception-v3 extractor from a local weights file, in eval mode on ``device``.
+
+    ``weights``: path to ``weights-inception-2015-12-05-6726825d.pth``, else ``$EBMLIB_INCEPTION_WEIGHTS``.
+    Needs the optional extra: ``pip install -e .[inception]`` (torch-fidelity). Raises
+    InceptionUnavailable saying what to install or download, and where to put it.
+    """
+    path = inception_weights_path(weights)
+    try:
+        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+    except ImportError as e:
+        raise InceptionUnavailable(
+            f"the FID Inception-v3 needs torch-fidelity, which is not installed ({e}). Install the optional "
+            f"extra: pip install -e '.[inception]' (or pip install torch-fidelity).") from e
+    try:
+        net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
+                                          feature_extractor_weights_path=str(path))
+    except Exception as e:  # a truncated file, or another network's weights
+        raise InceptionUnavailable(f"could not load Inception-v3 weights from {path} ({type(e).__name__}: {e}). "
+                                   f"Download a fresh copy of {INCEPTION_WEIGHTS_URL}.") from e
+    return InceptionExtractor(net).to(device or "cpu").eval()
+
+
+# --- a small CIFAR-10 classifier as a feature extractor ---------------------------------------------
+
+
+def _conv_block(c_in, c_out):
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.GELU())
+
+
+class CifarClassifier(nn.Module):
+    """A small fast CNN: float images (B, 3, 32, 32) in [-1, 1] -> logits (B, 10).
+
+    Three stages of conv-BN-GELU blocks with max-pooling (32 -> 16 -> 8 -> 4), then global average
+    pooling to the penultimate features (B, 4 * width) and a linear head. ``features(x)`` returns them.
+    """
+
+    def __init__(self, width=32, n_classes=10):
+        super().__init__()
+        positive_int(width, "width")
+        w = width
+        self.body = nn.Sequential(
+            _conv_block(3, w), _conv_block(w, w), nn.MaxPool2d(2),
+            _conv_block(w, 2 * w), _conv_block(2 * w, 2 * w), nn.MaxPool2d(2),
+            _conv_block(2 * w, 4 * w), _conv_block(4 * w, 4 * w), nn.MaxPool2d(2),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(4 * w, n_classes)
+        self.feature_dim, self.n_classes = 4 * w, n_classes
+
+    def features(self, x):
+        """Penultimate features (B, 4 * width) of float images (B, 3, 32, 32) in [-1, 1]."""
+        if x.dim() != 4 or x.shape[1:] != (3, 32, 32):
+            raise ValueError(f"images must have shape (B, 3, 32, 32), got {tuple(x.shape)}")
+        return self.body(x)
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+class ClassifierExtractor(nn.Module):
+    """A trained ``CifarClassifier`` as an extractor: uint8 (B, 3, 32, 32) -> (features, logits).
+
+    Its scores are the Fréchet classifier distance (``fcd``) and the classifier score: not FID or IS.
+    """
+
+    name = "cifar-classifier"
+    score_names = ("fcd", "classifier_score")
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        device = next(self.model.parameters()).device
+        features = self.model.features(to_float(x.to(device)))
+        return features, self.model.head(features)
+
+
+def train_classifier(images, labels, steps=2000, batch_size=256, device=None, seed=0, width=32, lr=3e-3,
+                     progress=None):
+    """Train a ``CifarClassifier`` on uint8 images (N, 3, 32, 32) with labels int64 (N,); returns it in eval mode.
+
+    Batches are drawn on the device with random flips (``ebmlib.images.Batches``); Adam with a learning rate that
+    falls linearly to 0 over ``steps``; bf16 autocast on CUDA. Deterministic for a ``seed`` on the CPU.
+    The model carries ``model.history``: {"step", "loss", "seconds"}.
+    """
+    positive_int(steps, "steps")
+    device = default_device(device)
+    torch.manual_seed(seed)  # the initial weights
+    model = CifarClassifier(width=width).to(device)
+    batches = Batches(images, batch_size, labels=labels, device=device, seed=seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1 - i / steps)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    history, start = {"step": [], "loss": []}, time.perf_counter()
+    model.train()
+    for step in progress_bar(range(1, steps + 1), progress=progress, desc="classifier"):
+        x, y = next(batches)
+        with autocast:
+            loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        schedule.step()
+        if step % 50 == 0 or step == steps:
+            history["step"].append(step)
+            history["loss"].append(loss.item())
+    history["seconds"] = time.perf_counter() - start
+    model.history = history
+    return model.eval()
+
+
+@torch.no_grad()
+def _classifier_outputs(model, images, batch_size):
+    extractor = ClassifierExtractor(model)
+    feats, logits = [], []
+    with evaluating(model):
+        for x in uint8_batches(images, batch_size):
+            f, out = extractor(x)
+            feats.append(f.float().cpu())
+            logits.append(out.float().cpu())
+    return torch.cat(feats), torch.cat(logits)
+
+
+def classifier_features(model, images, batch_size=500):
+    """Penultimate features (N, D) float32 on the CPU of images (uint8, or float in [-1, 1]), in eval mode."""
+    return _classifier_outputs(model, images, batch_size)[0]
+
+
+def classifier_probs(model, images, batch_size=500):
+    """Class probabilities (N, 10) float32 on the CPU of images (uint8, or float in [-1, 1]), in eval mode."""
+    return _classifier_outputs(model, images, batch_size)[1].softmax(1)
+
+
+def classifier_accuracy(model, images, labels, batch_size=500) -> float:
+    """Fraction of ``images`` whose predicted class equals ``labels`` (N,): the check that makes FCD meaningful."""
+    predicted = classifier_probs(model, images, batch_size).argmax(1)
+    return float((predicted == labels.cpu()).float().mean())

@@ -1,0 +1,204 @@
+"""The DDLS paper's image pipeline as plain functions: train -> calibrate -> sample -> evaluate.
+
+Each step reads the previous step's files in a run folder and writes its own (every file atomically):
+
+    run.json          the data set, the architecture and the settings (written by ``train``)
+    checkpoint.pt     nets, optimizers, EMA, step, RNGs (``ebmlib.train_images.train_images``)
+    calibrated.pt     the calibrated logit d(x) ~ log p_data(x) / p_g(x) (``calibrate``)
+    samples_<name>.pt uint8 samples (N, C, H, W), their latents and the sampler's settings (``sample``)
+
+The command line (``python -m ebmlib train | calibrate | sample | evaluate``) and chapters 08-09 call
+these functions. The data set is any name of ``ebmlib.images.DATASETS`` (``cifar10``; ``tiny``, the small
+fake set of the same format for tests and smoke runs), read from the folder ``root``.
+"""
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from .. import checkpoint as ckpt
+from .. import features, images, metrics
+from .._files import torch_save, write_text
+from .._runtime import default_device
+from ..energy import ANY_DIMENSION, load_calibration, save_calibration
+from ..energy import calibrate as calibrate_logit
+from ..nets import build_pair
+from ..samplers import sample as run_sampler
+from ..train_images import train_images
+
+# SN-GAN's CIFAR-10 recipe (Miyato et al. 2018). With it, pytorch-gan-collections reports IS 7.84 / FID 17.81
+# for the standard CNN and 8.31 / 14.32 for the ResNet; torch_mimicry's ResNet: IS 7.97 / FID 16.77.
+PAPER_TRAIN = dict(steps=100_000, n_dis=5, batch_size=64, loss="hinge", lr_g=2e-4, lr_d=2e-4, betas=(0.0, 0.9),
+                   lr_decay="linear", ema=0.9999)
+# DDLS on CIFAR-10: latent Langevin chains of this length and step size (eps in the paper's update)
+PAPER_DDLS = dict(steps=1000, step_size=0.01)
+# Calibration of a hinge-trained D: a logistic head a*D(x)+b fitted against the frozen generator
+PAPER_CALIBRATION = dict(method="head", steps=2000, batch_size=256)
+# what must agree between a run folder and a call that resumes it
+_RUN_IDENTITY = ("dataset", "arch", "latent_dim", "ch")
+
+
+def build(arch="cnn", latent_dim=128, ch=None, dataset="cifar10"):
+    """A fresh pair ``(G, D)`` of ``arch`` (``ebmlib.nets.ARCHITECTURES``) for the images of ``dataset``.
+
+    ``ch`` is the base width (default: the paper's). A ValueError names both shapes when the
+    architecture does not make images of the data set's shape.
+    """
+    G, D = build_pair(arch, latent_dim, ch)
+    shape = images.dataset(dataset).shape
+    if tuple(D.in_shape) != tuple(shape):
+        raise ValueError(f"architecture {arch!r} works on images of shape {tuple(D.in_shape)}, but the data set "
+                         f"{dataset!r} has images of shape {tuple(shape)}")
+    return G, D
+
+
+def read_run(run) -> dict:
+    """The description ``run.json`` of a run folder; FileNotFoundError when the folder has none."""
+    path = Path(run) / "run.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: {run} is not a run folder written by "
+                                f"`python -m ebmlib train` (or ebmlib.recipes.pipeline.train)")
+    info = json.loads(path.read_text())
+    if "dataset" not in info:  # run folders written before the data-set registry
+        info["dataset"] = "tiny" if info.get("tiny") else "cifar10"
+        info.setdefault("root", info.get("data"))
+    return info
+
+
+def train(run, arch="cnn", dataset="cifar10", root=None, device=None, latent_dim=128, ch=None, progress=None,
+          **options):
+    """Train a GAN pair on ``dataset`` into the folder ``run`` (resuming from its checkpoint if there).
+
+    ``root``: the data set's folder (default: its own). ``options`` override :data:`PAPER_TRAIN` and go to
+    ``ebmlib.train_images.train_images`` (``steps``, ``n_dis``, ``checkpoint_every``, ...). A run folder
+    holds one pair: resuming it with another data set or other nets is refused before anything is
+    written. Returns the training history.
+    """
+    run = Path(run)
+    device = default_device(device)
+    settings = {**PAPER_TRAIN, **options}
+    info = {"dataset": dataset, "root": None if root is None else str(root), "arch": arch, "latent_dim": latent_dim,
+            "ch": ch, "train": {**settings, "betas": list(settings["betas"])}}
+    if (run / "run.json").exists():
+        old = read_run(run)
+        differ = {k: (old.get(k), info[k]) for k in _RUN_IDENTITY if old.get(k) != info[k]}
+        if differ:
+            raise ValueError(f"{run / 'run.json'} describes another run than asked for (was, asked): {differ}; "
+                             "resume with the same settings, or train into another run folder")
+    torch.manual_seed(settings.get("seed", 0))  # the initial weights: a run is reproducible from run.json
+    G, D = build(arch, latent_dim, ch, dataset)
+    data, _ = images.load_images(dataset, root)
+    write_text(run / "run.json", json.dumps(info, indent=2))
+    batches = images.Batches(data, settings["batch_size"], device=device, seed=settings.get("seed", 0))
+    return train_images(G.to(device), D.to(device), batches, out_dir=run, device=device, progress=progress,
+                        **settings)
+
+
+def load_run(run, device=None, ema=True):
+    """The trained ``(G, D)`` of a run folder in eval mode (G: the EMA copy when ``ema``); errors name the
+    file and what does not match."""
+    info = read_run(run)
+    G, D = build(info["arch"], info["latent_dim"], info["ch"], info["dataset"])
+    path = Path(run) / "checkpoint.pt"
+    ckpt.load_generator(path, G, ema=ema)
+    ckpt.load_discriminator(path, D)
+    device = default_device(device)
+    return G.to(device).eval(), D.to(device).eval()
+
+
+def calibrate(run, root=None, device=None, seed=0, progress=None, **options):
+    """Calibrate the run's discriminator against its frozen generator; writes ``calibrated.pt``.
+
+    ``options`` override :data:`PAPER_CALIBRATION` (``method`` 'head' or 'finetune', ``steps``,
+    ``batch_size``, ``lr``). ``root``: the data set's folder, when not the one the run was trained from.
+    Returns the calibrated logit, a module (N, C, H, W) -> (N,) in eval mode.
+    """
+    settings = {**PAPER_CALIBRATION, **options}
+    if settings["method"] not in ANY_DIMENSION:
+        # the Fourier-feature residual is for low-dimensional data; on images its features mean nothing
+        raise ValueError(f"image calibration method must be one of {ANY_DIMENSION}, got {settings['method']!r}")
+    info = read_run(run)
+    G, D = load_run(run, device)
+    data, _ = images.load_images(info["dataset"], root if root is not None else info["root"])
+    real = images.real_sampler(data, next(G.parameters()).device)
+    d = calibrate_logit(D, G, real, seed=seed, progress=progress, **settings)
+    save_calibration(d, Path(run) / "calibrated.pt")
+    return d
+
+
+def load_calibrated(run, device=None):
+    """``(G, d)``: the run's EMA generator and its calibrated logit (from ``calibrated.pt``), eval mode."""
+    G, D = load_run(run, device)
+    path = Path(run) / "calibrated.pt"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: run `python -m ebmlib calibrate --run {run}` first")
+    return G, load_calibration(path, D, map_location=next(G.parameters()).device)
+
+
+def sample(run, sampler="ddls", n=50_000, seed=0, device=None, name=None, **options):
+    """Draw ``n`` samples with ``sampler`` (a name of ``ebmlib.samplers.SAMPLERS``) from a calibrated run and
+    write ``samples_<name>.pt`` (uint8 images, latents, settings). DDLS defaults: :data:`PAPER_DDLS`,
+    bf16 on CUDA; DRS: log M at the 0.99 quantile of the logits. Returns the
+    :class:`ebmlib.samplers.Samples` (``x`` as float images in [-1, 1])."""
+    G, d = load_calibrated(run, device)
+    if sampler == "ddls":
+        options = {**PAPER_DDLS, "amp": True, **options}
+    elif sampler == "drs":
+        # exact DRS (M = the largest logit) accepts almost nothing on images: practical DRS caps log M
+        options = {"m_quantile": 0.99, **options}
+    start = time.perf_counter()
+    out = run_sampler(sampler, G, d, n, seed=seed, **options)
+    info = {k: v for k, v in out.info.items() if k != "snapshots"}
+    torch_save({"images": images.to_uint8(out.x).cpu(), "z": out.z.cpu(), "sampler": sampler, "options": options,
+                "seed": seed, "seconds": time.perf_counter() - start, "info": info},
+               Path(run) / f"samples_{name or sampler}.pt")
+    return out
+
+
+def load_samples(path):
+    """The dict that ``sample`` wrote: ``images`` uint8 (N, C, H, W), ``z``, ``sampler``, ``options``."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"no sample file at {path}: write one with `python -m ebmlib sample --run RUN`")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def extractor(kind="classifier", dataset="cifar10", root=None, device=None, steps=None, width=32, batch_size=256,
+              inception_weights=None, progress=None):
+    """A feature extractor for scores (``kind`` in ``ebmlib.features.EXTRACTORS``): 'inception' (the FID
+    Inception-v3 from local weights: FID and IS) or 'classifier' (a classifier trained here on the data
+    set's training split: the Fréchet classifier distance and the classifier score, never called FID or
+    IS). ``steps`` (default: the data set's ``classifier_steps``), ``width`` and ``batch_size`` go to
+    ``features.train_classifier``; the classifier is cached in the data set's folder as
+    ``classifier_<steps>.pt`` (``classifier_<steps>_w<width>_b<batch_size>.pt`` for other widths or batches)."""
+    device = default_device(device)
+    if kind == "inception":
+        return features.load_inception(inception_weights, device)
+    if kind not in features.EXTRACTORS:
+        raise ValueError(f"unknown extractor {kind!r}; choose one of {sorted(features.EXTRACTORS)}")
+    info = images.dataset(dataset)
+    steps = steps or info.classifier_steps
+    suffix = "" if (width, batch_size) == (32, 256) else f"_w{width}_b{batch_size}"
+    cache = info.folder(root) / f"classifier_{steps}{suffix}.pt"
+    model = features.CifarClassifier(width=width, n_classes=info.n_classes)
+    if cache.exists():
+        ckpt.load_state(model, torch.load(cache, map_location="cpu", weights_only=True), what="classifier", path=cache)
+        model = model.to(device).eval()
+    else:
+        data, labels = info.load(root)
+        model = features.train_classifier(data, labels, steps=steps, batch_size=batch_size, width=width,
+                                          device=device, progress=progress)
+        torch_save(model.state_dict(), cache)
+    return features.ClassifierExtractor(model)
+
+
+def evaluate(samples, dataset="cifar10", root=None, kind="classifier", device=None, extractor_module=None,
+             reference=None, **options):
+    """Score uint8 or float samples (N, C, H, W) against the training split of ``dataset`` with one extractor;
+    returns the ``ebmlib.metrics.score`` dict (every score with its sample counts). ``reference``: the
+    training split's statistics under that extractor (``metrics.reference_stats``), computed here when
+    not given; pass them when scoring several sample sets, since they cost a pass over the whole split."""
+    ext = extractor_module or extractor(kind, dataset=dataset, root=root, device=device, **options)
+    if reference is None:
+        reference = metrics.reference_stats(images.load_images(dataset, root)[0], ext)
+    return metrics.score(samples, reference, ext)

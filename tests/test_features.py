@@ -1,0 +1,85 @@
+"""Feature extractors: the Inception-v3's error paths (its weights cannot be fetched here) and the classifier
+trained on the data set, whose features the scores compare."""
+import sys
+
+import pytest
+import torch
+
+from ebmlib import features
+from ebmlib.features import InceptionUnavailable
+
+# --- the Inception-v3 extractor ------------------------------------------------------------------------
+
+def test_inception_without_weights_says_what_to_download_and_where(monkeypatch):
+    monkeypatch.delenv(features.INCEPTION_WEIGHTS_ENV, raising=False)
+    with pytest.raises(InceptionUnavailable) as info:
+        features.load_inception()
+    assert features.INCEPTION_WEIGHTS_URL in str(info.value) and features.INCEPTION_WEIGHTS_ENV in str(info.value)
+
+
+def test_inception_with_a_missing_weights_file_names_it(monkeypatch, tmp_path):
+    missing = tmp_path / "weights-inception.pth"
+    monkeypatch.setenv(features.INCEPTION_WEIGHTS_ENV, str(missing))
+    with pytest.raises(InceptionUnavailable) as info:
+        features.load_inception()
+    assert str(missing) in str(info.value) and features.INCEPTION_WEIGHTS_URL in str(info.value)
+    with pytest.raises(InceptionUnavailable, match="other.pth"):
+        features.load_inception(tmp_path / "other.pth")  # the argument wins over the variable
+
+
+def test_inception_without_the_library_says_what_to_install(monkeypatch, tmp_path):
+    weights = tmp_path / "weights.pth"
+    weights.write_bytes(b"placeholder")
+    monkeypatch.setitem(sys.modules, "torch_fidelity", None)  # import fails as if not installed
+    monkeypatch.setitem(sys.modules, "torch_fidelity.feature_extractor_inceptionv3", None)
+    with pytest.raises(InceptionUnavailable, match=r"torch-fidelity.*\.\[inception\]"):
+        features.load_inception(weights)
+
+
+# --- the CIFAR classifier as an extractor ---------------------------------------------------------
+
+def test_classifier_learns_the_fake_classes(fake, classifier):
+    _, (xt, yt) = fake
+    torch.manual_seed(0)
+    untrained = features.CifarClassifier(width=8)
+    assert features.classifier_accuracy(untrained, xt, yt) < 0.3  # chance is 0.1
+    assert features.classifier_accuracy(classifier, xt, yt) > 0.8
+    assert not classifier.training
+    assert classifier.history["loss"][-1] < classifier.history["loss"][0]
+
+
+def test_classifier_training_is_deterministic_for_a_seed(fake):
+    (x, y), _ = fake
+    runs = [features.train_classifier(x, y, steps=3, batch_size=16, width=4, device="cpu", seed=s, progress=False)
+            for s in (1, 1, 2)]
+    a, b, c = ([p.detach() for p in m.parameters()] for m in runs)
+    assert all(torch.equal(u, v) for u, v in zip(a, b))
+    assert not all(torch.equal(u, v) for u, v in zip(a, c))
+
+
+def test_classifier_features_use_eval_mode_and_restore_the_mode(fake, classifier):
+    _, (xt, _) = fake
+    classifier.train()
+    try:
+        small = features.classifier_features(classifier, xt[:20], batch_size=3)
+        assert classifier.training, "the caller's mode is restored"
+    finally:
+        classifier.eval()
+    whole = features.classifier_features(classifier, xt[:20], batch_size=500)
+    assert small.shape == (20, classifier.feature_dim)
+    assert torch.allclose(small, whole, atol=1e-5)  # BatchNorm running stats: no batch dependence
+    probs = features.classifier_probs(classifier, xt[:20])
+    assert probs.shape == (20, 10) and torch.allclose(probs.sum(1), torch.ones(20), atol=1e-5)
+
+
+def test_classifier_extractor_reads_uint8_images(fake, classifier):
+    _, (xt, _) = fake
+    extractor = features.ClassifierExtractor(classifier)
+    with torch.no_grad():
+        feats, logits = extractor(xt[:5])
+    assert feats.shape == (5, classifier.feature_dim) and logits.shape == (5, 10)
+    assert torch.allclose(feats, features.classifier_features(classifier, xt[:5]), atol=1e-5)
+    assert extractor.score_names == ("fcd", "classifier_score")  # never FID or IS
+    assert set(features.EXTRACTORS) == {"classifier", "inception"}
+    with pytest.raises(ValueError, match=r"\(B, 3, 32, 32\)"):
+        classifier.features(torch.zeros(2, 3, 16, 16))
