@@ -95,7 +95,8 @@ def check_state(module: torch.nn.Module, state_dict: dict, *, what: str, path, s
         origin = f" (saved from {saved_class}, loading into {cls})" if saved_class and saved_class != cls else f" ({cls})"
         raise CheckpointError(
             f"checkpoint {path} does not match {what}{origin}: " + "; ".join(problems) +
-            ". Build the same network (class and sizes) as the run that wrote it, or use another out_dir.")
+            ". Build the same network (class and sizes) as the run that wrote it (a run folder's run.json names them), "
+            "or start afresh in another folder.")
 
 
 def load_state(module: torch.nn.Module, state_dict: dict, *, what: str, path, saved_class=None):
