@@ -2,9 +2,10 @@
 
 GANs read as energy-based models: toy and image data, networks, adversarial losses, training loops,
 discriminator calibration, and samplers (generator alone, DRS, MH-GAN, DDLS) behind one interface.
-Data flows one way through the modules: data (``toy``, ``images``, ``cifar10``) -> ``nets`` -> ``losses``
--> ``train`` / ``train_images`` -> ``energy`` (calibration) -> ``mcmc`` / ``samplers`` -> ``metrics``
-(with ``features``) -> ``plot``; ``recipes`` holds the papers' experiments built from them.
+Data flows one way through the modules: data (``toy``, ``cifar10``, ``images``) -> ``nets`` -> ``losses``
+-> ``checkpoint`` -> ``train`` / ``train_images`` -> ``energy`` (calibration) -> ``mcmc`` / ``samplers``
+-> ``metrics`` (with ``features``) -> ``plot``; no module imports one further down. ``recipes`` holds the
+papers' experiments built from them.
 """
 from . import energy, images, losses, mcmc, nets, plot, samplers, toy, train, wasserstein
 from ._runtime import default_device, pick, smoke
