@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._checks import positive_int
-from ._runtime import default_device, evaluating, progress_bar
+from ._runtime import default_device, evaluating, module_device, progress_bar
 from .images import Batches, to_float, uint8_batches
 
 # What the extractors are called where a user picks one (``ebmlib.recipes.pipeline.extractor``, the CLI)
@@ -65,7 +65,7 @@ class InceptionExtractor(nn.Module):
         self.net = net
 
     def forward(self, x):
-        features, logits = self.net(x.to(next(self.net.parameters()).device))
+        features, logits = self.net(x.to(module_device(self.net)))
         return features, logits
 
 
@@ -142,8 +142,7 @@ class ClassifierExtractor(nn.Module):
         self.model = model
 
     def forward(self, x):
-        device = next(self.model.parameters()).device
-        features = self.model.features(to_float(x.to(device)))
+        features = self.model.features(to_float(x.to(module_device(self.model))))
         return features, self.model.head(features)
 
 

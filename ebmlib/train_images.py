@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from . import checkpoint as ckpt
 from ._checks import positive_float, positive_int
 from ._files import write_text
-from ._runtime import progress_bar
+from ._runtime import evaluating, module_device, progress_bar
 from .images import save_grid
 from .train import check_loss, discriminator_step, fake_batch, generator_step
 
@@ -222,7 +222,7 @@ def train_images(G, D, batches, *, steps, n_dis=5, loss="hinge", lr_g=2e-4, lr_d
         raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
     loss = check_loss(loss, D)
 
-    device = torch.device(device) if device is not None else next(G.parameters()).device
+    device = torch.device(device) if device is not None else module_device(G)
     cuda = device.type == "cuda"
     memory_format = torch.channels_last if (cuda and channels_last) else torch.contiguous_format
     G.to(device, memory_format=memory_format), D.to(device, memory_format=memory_format)
@@ -305,12 +305,8 @@ def train_images(G, D, batches, *, steps, n_dis=5, loss="hinge", lr_g=2e-4, lr_d
 
 @torch.no_grad()
 def _save_samples(G, z, path):
-    was_training = G.training
-    G.eval()  # batch-norm running statistics: the samples do not depend on the batch
-    try:
+    with evaluating(G):  # batch-norm running statistics: the samples do not depend on the batch
         save_grid(G(z).float(), path)
-    finally:
-        G.train(was_training)
 
 
 def _rng_state(gen, batches, device):

@@ -20,7 +20,7 @@ import torch
 from .. import checkpoint as ckpt
 from .. import features, images, metrics
 from .._files import torch_save, write_text
-from .._runtime import default_device
+from .._runtime import default_device, module_device
 from ..energy import ANY_DIMENSION, load_calibration, save_calibration
 from ..energy import calibrate as calibrate_logit
 from ..nets import build_pair
@@ -121,7 +121,7 @@ def calibrate(run, root=None, device=None, seed=0, progress=None, **options):
     info = read_run(run)
     G, D = load_run(run, device)
     data, _ = images.load_images(info["dataset"], root if root is not None else info["root"])
-    real = images.real_sampler(data, next(G.parameters()).device)
+    real = images.real_sampler(data, module_device(G))
     d = calibrate_logit(D, G, real, seed=seed, progress=progress, **settings)
     save_calibration(d, Path(run) / "calibrated.pt")
     return d
@@ -133,7 +133,7 @@ def load_calibrated(run, device=None):
     path = Path(run) / "calibrated.pt"
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: run `python -m ebmlib calibrate --run {run}` first")
-    return G, load_calibration(path, D, map_location=next(G.parameters()).device)
+    return G, load_calibration(path, D, map_location=module_device(G))
 
 
 def sample(run, sampler="ddls", n=50_000, seed=0, device=None, name=None, **options):
