@@ -148,8 +148,6 @@ def calibrate(d, G, sample_real, *, method="head", steps=500, batch_size=512, lr
     Returns a module x (N, ...) -> calibrated logits (N,), in eval mode, with the settings that rebuild
     it in ``.calibration`` (what ``save_calibration`` stores).
     """
-    if method not in CALIBRATION_METHODS:
-        raise ValueError(f"calibration method must be one of {sorted(CALIBRATION_METHODS)}, got {method!r}")
     G.eval(), d.eval()
     dim = sample_real(2, torch.Generator().manual_seed(seed)).shape[-1] if method == "residual" else None
     model = calibration_model(method, d, dim=dim, residual=residual, seed=seed)

@@ -147,8 +147,9 @@ class ClassifierExtractor(nn.Module):
 
 
 def train_classifier(images, labels, steps=2000, batch_size=256, device=None, seed=0, width=32, lr=3e-3,
-                     progress=None):
-    """Train a ``CifarClassifier`` on uint8 images (N, 3, 32, 32) with labels int64 (N,); returns it in eval mode.
+                     progress=None, n_classes=10):
+    """Train a ``CifarClassifier`` on uint8 images (N, 3, 32, 32) with labels int64 (N,) in 0..``n_classes``-1;
+    returns it in eval mode.
 
     Batches are drawn on the device with random flips (``ebmlib.images.Batches``); Adam with a learning rate that
     falls linearly to 0 over ``steps``; bf16 autocast on CUDA. Deterministic for a ``seed`` on the CPU.
@@ -157,7 +158,7 @@ def train_classifier(images, labels, steps=2000, batch_size=256, device=None, se
     positive_int(steps, "steps")
     device = default_device(device)
     torch.manual_seed(seed)  # the initial weights
-    model = CifarClassifier(width=width).to(device)
+    model = CifarClassifier(width=width, n_classes=n_classes).to(device)
     batches = Batches(images, batch_size, labels=labels, device=device, seed=seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1 - i / steps)

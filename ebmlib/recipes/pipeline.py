@@ -187,7 +187,7 @@ def extractor(kind="classifier", dataset="cifar10", root=None, device=None, step
     else:
         data, labels = info.load(root)
         model = features.train_classifier(data, labels, steps=steps, batch_size=batch_size, width=width,
-                                          device=device, progress=progress)
+                                          device=device, progress=progress, n_classes=info.n_classes)
         torch_save(model.state_dict(), cache)
     return features.ClassifierExtractor(model)
 
