@@ -7,7 +7,7 @@ BIN     = $(VENV)/bin
 TORCH  ?= torch==2.13.0
 CHAPTERS = $(sort $(wildcard chapters/*.ipynb))
 
-.PHONY: setup test lint test-lib test-chapters lab chapters sync bench bench-gpu toy-table train-cifar10 ddls-cifar10 clean
+.PHONY: setup test lint test-lib test-chapters lab chapters sync bench bench-gpu toy-table image-table train-cifar10 ddls-cifar10 clean
 
 setup:
 	$(PYTHON) -m venv $(VENV)
@@ -45,13 +45,17 @@ sync:
 toy-table:
 	$(BIN)/python -m ebmlib toy-table --seeds 5 --json benchmarks/results/toy_table_cpu.json
 
+# Table 1 on stacked digits (about 13 minutes on 2 CPU cores): three trained pairs, five samplers each
+image-table:
+	$(BIN)/python -m ebmlib image-table --data stacked-digits --seeds 3 --json benchmarks/results/image_table_cpu.json
+
 # The GPU benchmark: SN-GAN training and DDLS throughput, eager fp32 against the optimized path.
 # DEVICE names the result file, for example: make bench-gpu DEVICE=h100
 DEVICE ?= gpu
 bench-gpu:
 	$(BIN)/python -m ebmlib bench --json benchmarks/results/gpu_$(DEVICE).json
 
-bench: toy-table bench-gpu
+bench: toy-table image-table bench-gpu
 
 # The DDLS paper's CIFAR-10 pipeline (a GPU and the real CIFAR-10 in ./data or $$EBMLIB_DATA).
 # train-cifar10: SN-GAN standard CNN, 100k generator steps, n_dis 5, batch 64, Adam 2e-4 (0, 0.9),

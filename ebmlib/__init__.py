@@ -2,12 +2,12 @@
 
 GANs read as energy-based models: toy and image data, networks, adversarial losses, training loops,
 discriminator calibration, and samplers (generator alone, DRS, MH-GAN, DDLS) behind one interface.
-Data flows one way through the modules: data (``toy``, ``cifar10``, ``images``) -> ``nets`` -> ``losses``
+Data flows one way through the modules: data (``toy``, ``cifar10``, ``digits``, ``images``) -> ``nets`` -> ``losses``
 -> ``checkpoint`` -> ``train`` / ``train_images`` -> ``energy`` (calibration) -> ``mcmc`` / ``samplers``
 -> ``metrics`` (with ``features``) -> ``plot``; no module imports one further down. ``recipes`` holds the
 papers' experiments built from them.
 """
-from . import energy, images, losses, mcmc, nets, plot, samplers, toy, train, wasserstein
+from . import digits, energy, images, losses, mcmc, nets, plot, samplers, toy, train, wasserstein
 from ._runtime import default_device, pick, smoke
 from .energy import calibrate, latent_energy
 from .mcmc import LangevinDivergence, langevin
@@ -16,6 +16,6 @@ from .samplers import sample
 __version__ = "0.1.0"
 
 __all__ = [
-    "smoke", "pick", "default_device", "energy", "images", "losses", "mcmc", "nets", "plot", "samplers", "toy",
+    "smoke", "pick", "default_device", "digits", "energy", "images", "losses", "mcmc", "nets", "plot", "samplers", "toy",
     "train", "wasserstein", "calibrate", "latent_energy", "langevin", "sample", "LangevinDivergence",
 ]

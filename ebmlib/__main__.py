@@ -1,6 +1,7 @@
 """Command line: ``python -m ebmlib COMMAND`` (or ``ebmlib COMMAND``).
 
     toy-table   Table 1 of the DDLS paper on the 25-Gaussian grid, with WGAN-critic DDLS rows
+    image-table Table 1 on stacked digits: modes of 1,000, KL, quality, Fréchet classifier distance
     train       train an image GAN into a run folder (resumes from its checkpoint)
     calibrate   calibrate the run's discriminator against its frozen generator
     sample      draw samples from a calibrated run (generator, DRS, MH-GAN or DDLS)
@@ -79,15 +80,32 @@ def _toy_table(args):
         _write_json(args.json, {"meta": meta, "records": records})
 
 
+def _image_table(args):
+    from .recipes.image_table import format_table, image_table
+
+    train = {"steps": args.steps} if args.steps else None
+    calibration = {"steps": args.calibration_steps} if args.calibration_steps else None
+    table = image_table(dataset=args.dataset, seeds=args.seeds, n_samples=args.samples, root=args.data,
+                        runs=args.runs, train=train, calibration=calibration, progress=not args.quiet)
+    meta = table["meta"]
+    print(f"Table 1 on {meta['dataset']}: {meta['n_samples']} samples a row, mean ± std over {meta['seeds']} seeds")
+    print(format_table(table))
+    print(f"total {meta['total_seconds']:.1f} s")
+    if args.json:
+        meta.update(machine=platform.machine(), processor=platform.processor() or platform.machine(),
+                    cpus=os.cpu_count())
+        _write_json(args.json, table)
+
+
 def _train(args):
     from .recipes.pipeline import train
 
     options = {k: v for k, v in dict(steps=args.steps, n_dis=args.n_dis, batch_size=args.batch_size, loss=args.loss,
-                                     lr_g=args.lr, lr_d=args.lr, checkpoint_every=args.checkpoint_every,
+                                     lr_g=args.lr, lr_d=args.lr, ema=args.ema, checkpoint_every=args.checkpoint_every,
                                      sample_every=args.sample_every, log_every=args.log_every, seed=args.seed).items()
                if v is not None}
     history = train(args.run, arch=args.arch, dataset=args.dataset, root=args.data, device=args.device, ch=args.ch,
-                    progress=not args.quiet, **options)
+                    latent_dim=args.latent_dim, progress=not args.quiet, **options)
     last = f"d_loss {history['d_loss'][-1]:.3f}, g_loss {history['g_loss'][-1]:.3f}" if history["step"] else ""
     print(f"trained to step {history['step'][-1] if history['step'] else 0} in {history['seconds']:.1f} s; {last}; "
           f"checkpoint {history['checkpoint']}")
@@ -155,13 +173,15 @@ def _bench(args):
 
 
 def _data_args(p, dataset="cifar10"):
-    """--dataset (default ``dataset``; None: the run's own; False: no such option), --data and --device."""
+    """--data NAME (alias --dataset; default ``dataset``; None: the run's own; False: no such option),
+    --data-dir FOLDER and --device."""
     if dataset is not False:
         default = "default: the run's, from its run.json" if dataset is None else f"default {dataset}"
-        p.add_argument("--dataset", choices=sorted(images.DATASETS), default=dataset,
-                       help=f"the image data set ({default}; 'tiny' is a small fake one for tests)")
-    p.add_argument("--data", help="the data set's folder (for cifar10: the one holding cifar-10-python.tar.gz; "
-                                  "default $EBMLIB_DATA or ./data)")
+        p.add_argument("--data", "--dataset", dest="dataset", choices=sorted(images.DATASETS), default=dataset,
+                       help=f"the image data set ({default}; 'stacked-digits' trains on a CPU in minutes, "
+                            f"'tiny' is a small fake set for tests)")
+    p.add_argument("--data-dir", dest="data", help="the data set's folder (for cifar10: the one holding "
+                                                   "cifar-10-python.tar.gz; default $EBMLIB_DATA or ./data)")
     p.add_argument("--device", help="cuda or cpu (default: cuda when available)")
 
 
@@ -183,15 +203,32 @@ def build_parser():
     p.add_argument("--progress", action="store_true", help="show progress bars")
     p.set_defaults(run_fn=_toy_table)
 
+    p = sub.add_parser("image-table", parents=[common],
+                       help="Table 1 on stacked digits: generator, DRS, MH-GAN, DDLS on the same trained pairs")
+    p.add_argument("--data", "--dataset", dest="dataset", default="stacked-digits",
+                   choices=sorted(k for k, v in images.DATASETS.items() if v.classifier_on),
+                   help="a data set with countable modes (default stacked-digits)")
+    p.add_argument("--data-dir", dest="data", help="the folder for the data set's caches (the digit classifier)")
+    p.add_argument("--seeds", type=positive_int, default=3, help="number of trained pairs (default 3)")
+    p.add_argument("--samples", type=positive_int, default=5000, help="samples per row and seed (default 5000)")
+    p.add_argument("--steps", type=positive_int, help="generator training steps a pair (default: the recipe's)")
+    p.add_argument("--calibration-steps", type=positive_int, help="calibration steps a pair (default: the recipe's)")
+    p.add_argument("--runs", help="keep each seed's run folder here (default: a temporary folder)")
+    p.add_argument("--json", help="also write the table to this JSON file")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run_fn=_image_table)
+
     p = sub.add_parser("train", parents=[common], help="train an image GAN (SN-GAN's settings by default)")
     p.add_argument("--run", required=True, help="the run folder (checkpoint, metrics.jsonl, samples/)")
     p.add_argument("--arch", choices=sorted(nets.ARCHITECTURES), default="cnn")
     p.add_argument("--ch", type=positive_int, help="base channel width (default: the paper's)")
+    p.add_argument("--latent-dim", type=positive_int, default=128, help="size of the latent z (default 128)")
     p.add_argument("--steps", type=positive_int, help="generator steps (default 100000)")
     p.add_argument("--n-dis", type=positive_int, help="D steps per G step (default 5)")
     p.add_argument("--batch-size", type=positive_int, help="default 64")
     p.add_argument("--loss", choices=sorted({**losses.LOSSES, **losses.WASSERSTEIN_LOSSES}), help="default hinge")
     p.add_argument("--lr", type=positive_float, help="Adam learning rate of G and D (default 2e-4, linear decay)")
+    p.add_argument("--ema", type=positive_float, help="decay of the generator's moving average (default 0.9999)")
     p.add_argument("--checkpoint-every", type=positive_int)
     p.add_argument("--sample-every", type=positive_int)
     p.add_argument("--log-every", type=positive_int)

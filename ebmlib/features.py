@@ -1,11 +1,13 @@
-"""Feature extractors for the scores of ``ebmlib.metrics``, and the classifier trained here.
+"""Feature extractors for the scores of ``ebmlib.metrics``, and the classifiers trained here.
 
-Two extractors share one interface: the FID Inception-v3 (TF weights ported by torch-fidelity, loaded
-from a local file, optional extra ``inception``), whose scores are the FID and the Inception Score; and
-``CifarClassifier``, a small CNN trained here, whose scores are named the "Fréchet classifier distance"
-(FCD) and the "classifier score" -- never FID or IS, since they are not comparable with published
-numbers. An extractor is an ``nn.Module`` mapping uint8 images (B, 3, H, W) to (features (B, D),
-logits (B, C)), with a ``name`` and ``score_names`` (distance key, score key).
+Three extractors share one interface: the FID Inception-v3 (TF weights ported by torch-fidelity, loaded
+from a local file, optional extra ``inception``), whose scores are the FID and the Inception Score;
+``ClassifierExtractor``, a small CNN (``ImageClassifier``) trained here on the data set itself; and
+``ChannelClassifierExtractor``, a digit classifier read channel by channel on stacked digits, whose
+joint prediction names one of the 1,000 modes. The classifiers' scores are named the "Fréchet
+classifier distance" (FCD) and the "classifier score" -- never FID or IS, since they are not comparable
+with published numbers. An extractor is an ``nn.Module`` mapping uint8 images (B, C, H, W) to (features
+(B, D), logits (B, K)), with a ``name`` and ``score_names`` (distance key, score key).
 """
 import contextlib
 import os
@@ -92,26 +94,29 @@ def load_inception(weights=None, device=None):
     return InceptionExtractor(net).to(device or "cpu").eval()
 
 
-# --- a small CIFAR-10 classifier as a feature extractor ---------------------------------------------
+# --- a small classifier as a feature extractor -------------------------------------------------------
 
 
 def _conv_block(c_in, c_out):
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.GELU())
 
 
-class CifarClassifier(nn.Module):
-    """A small fast CNN: float images (B, 3, 32, 32) in [-1, 1] -> logits (B, 10).
+class ImageClassifier(nn.Module):
+    """A small fast CNN: float images (B, C, H, W) in [-1, 1] of ``in_shape`` (C, H, W) -> logits (B, n_classes).
 
-    Three stages of conv-BN-GELU blocks with max-pooling (32 -> 16 -> 8 -> 4), then global average
-    pooling to the penultimate features (B, 4 * width) and a linear head. ``features(x)`` returns them.
+    Three stages of conv-BN-GELU blocks with max-pooling (32 -> 16 -> 8 -> 4 on CIFAR-10, 8 -> 4 -> 2 -> 1
+    on digits), then global average pooling to the penultimate features (B, 4 * width) and a linear head.
+    ``features(x)`` returns them.
     """
 
-    def __init__(self, width=32, n_classes=10):
+    def __init__(self, width=32, n_classes=10, in_shape=(3, 32, 32)):
         super().__init__()
         positive_int(width, "width")
-        w = width
+        if len(in_shape) != 3 or min(in_shape[1:]) < 8:
+            raise ValueError(f"in_shape must be (C, H, W) with H, W >= 8, got {tuple(in_shape)}")
+        w, self.in_shape = width, tuple(in_shape)
         self.body = nn.Sequential(
-            _conv_block(3, w), _conv_block(w, w), nn.MaxPool2d(2),
+            _conv_block(self.in_shape[0], w), _conv_block(w, w), nn.MaxPool2d(2),
             _conv_block(w, 2 * w), _conv_block(2 * w, 2 * w), nn.MaxPool2d(2),
             _conv_block(2 * w, 4 * w), _conv_block(4 * w, 4 * w), nn.MaxPool2d(2),
             nn.AdaptiveAvgPool2d(1), nn.Flatten())
@@ -119,9 +124,9 @@ class CifarClassifier(nn.Module):
         self.feature_dim, self.n_classes = 4 * w, n_classes
 
     def features(self, x):
-        """Penultimate features (B, 4 * width) of float images (B, 3, 32, 32) in [-1, 1]."""
-        if x.dim() != 4 or x.shape[1:] != (3, 32, 32):
-            raise ValueError(f"images must have shape (B, 3, 32, 32), got {tuple(x.shape)}")
+        """Penultimate features (B, 4 * width) of float images (B, *in_shape) in [-1, 1]."""
+        if x.dim() != 4 or tuple(x.shape[1:]) != self.in_shape:
+            raise ValueError(f"images must have shape (B, {', '.join(map(str, self.in_shape))}), got {tuple(x.shape)}")
         return self.body(x)
 
     def forward(self, x):
@@ -129,37 +134,69 @@ class CifarClassifier(nn.Module):
 
 
 class ClassifierExtractor(nn.Module):
-    """A trained ``CifarClassifier`` as an extractor: uint8 (B, 3, 32, 32) -> (features, logits).
+    """A trained ``ImageClassifier`` as an extractor: uint8 (B, *in_shape) -> (features, logits).
 
     Its scores are the Fréchet classifier distance (``fcd``) and the classifier score: not FID or IS.
     """
 
-    name = "cifar-classifier"
     score_names = ("fcd", "classifier_score")
 
-    def __init__(self, model):
+    def __init__(self, model, name="classifier"):
         super().__init__()
-        self.model = model
+        self.model, self.name = model, name
 
     def forward(self, x):
         features = self.model.features(to_float(x.to(module_device(self.model))))
         return features, self.model.head(features)
 
 
+class ChannelClassifierExtractor(nn.Module):
+    """A single-channel classifier (K classes) read on each of the C channels of an image:
+    uint8 (B, C, H, W) -> (features (B, C * D), joint log-probabilities (B, K^C)).
+
+    The channels are classified independently, so the joint log-probability of the classes (k_1, ..., k_C)
+    is the sum of the channels' log-probabilities, laid out with the first channel most significant
+    (on stacked digits, class 100 r + 10 g + b: the data set's mode numbering). ``channels`` and
+    ``n_classes`` say how to split the joint classes back (``ebmlib.metrics.mode_scores``). Its scores are
+    the Fréchet classifier distance and the classifier score over the K^C modes: not FID or IS.
+    """
+
+    score_names = ("fcd", "classifier_score")
+
+    def __init__(self, model, channels=3, name="stacked-digit-classifier"):
+        super().__init__()
+        if model.in_shape[0] != 1:
+            raise ValueError(f"the per-channel classifier must read one channel, got in_shape {model.in_shape}")
+        self.model, self.channels, self.n_classes, self.name = model, channels, model.n_classes, name
+
+    def forward(self, x):
+        if x.dim() != 4 or x.shape[1] != self.channels:
+            raise ValueError(f"images must have shape (B, {self.channels}, H, W), got {tuple(x.shape)}")
+        b, c = x.shape[:2]
+        single = to_float(x.to(module_device(self.model)).reshape(b * c, 1, *x.shape[2:]))
+        features = self.model.features(single)
+        log_p = self.model.head(features).float().log_softmax(1).view(b, c, self.n_classes)
+        joint = log_p[:, 0]
+        for i in range(1, c):  # outer sum: joint[b, k_1..k_i] = joint[b, k_1..k_{i-1}] + log_p[b, i, k_i]
+            joint = (joint[:, :, None] + log_p[:, i, None, :]).flatten(1)
+        return features.view(b, -1), joint
+
+
 def train_classifier(images, labels, steps=2000, batch_size=256, device=None, seed=0, width=32, lr=3e-3,
-                     progress=None, n_classes=10):
-    """Train a ``CifarClassifier`` on uint8 images (N, 3, 32, 32) with labels int64 (N,) in 0..``n_classes``-1;
+                     progress=None, n_classes=10, flip=True):
+    """Train an ``ImageClassifier`` on uint8 images (N, C, H, W) with labels int64 (N,) in 0..``n_classes``-1;
     returns it in eval mode.
 
-    Batches are drawn on the device with random flips (``ebmlib.images.Batches``); Adam with a learning rate that
-    falls linearly to 0 over ``steps``; bf16 autocast on CUDA. Deterministic for a ``seed`` on the CPU.
-    The model carries ``model.history``: {"step", "loss", "seconds"}.
+    Batches are drawn on the device (``ebmlib.images.Batches``), flipped left-right at random when ``flip``
+    (not for digits); Adam with a learning rate that falls linearly to 0 over ``steps``; bf16 autocast on
+    CUDA. Deterministic for a ``seed`` on the CPU. The model carries ``model.history``: {"step", "loss",
+    "seconds"}.
     """
     positive_int(steps, "steps")
     device = default_device(device)
     torch.manual_seed(seed)  # the initial weights
-    model = CifarClassifier(width=width, n_classes=n_classes).to(device)
-    batches = Batches(images, batch_size, labels=labels, device=device, seed=seed)
+    model = ImageClassifier(width=width, n_classes=n_classes, in_shape=tuple(images.shape[1:])).to(device)
+    batches = Batches(images, batch_size, labels=labels, device=device, seed=seed, flip=flip)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1 - i / steps)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
@@ -199,7 +236,7 @@ def classifier_features(model, images, batch_size=500):
 
 
 def classifier_probs(model, images, batch_size=500):
-    """Class probabilities (N, 10) float32 on the CPU of images (uint8, or float in [-1, 1]), in eval mode."""
+    """Class probabilities (N, n_classes) float32 on the CPU of images (uint8, or float in [-1, 1]), in eval mode."""
     return _classifier_outputs(model, images, batch_size)[1].softmax(1)
 
 

@@ -12,7 +12,7 @@ from typing import Callable
 
 import torch
 
-from . import cifar10
+from . import cifar10, digits
 from ._checks import positive_int
 from ._files import atomic_write
 
@@ -147,15 +147,17 @@ class Batches:
         return x if self.labels is None else (x, self.labels[idx])
 
 
-def real_sampler(images, device=None):
-    """``f(n, generator) -> (n, C, H, W)`` float images in [-1, 1], drawn at random (with flips) from
-    uint8 ``images`` kept on ``device``: the real-data argument of ``ebmlib.calibrate``."""
+def real_sampler(images, device=None, flip=True):
+    """``f(n, generator) -> (n, C, H, W)`` float images in [-1, 1], drawn at random (flipped left-right at
+    random when ``flip``) from uint8 ``images`` kept on ``device``: the real-data argument of
+    ``ebmlib.calibrate``."""
     device = torch.device(device) if device is not None else images.device
     held = images.to(device)
 
     def draw(n, generator=None):
         idx = torch.randint(held.shape[0], (n,), generator=generator).to(device)
-        return flip_random(to_float(held[idx]), generator)
+        x = to_float(held[idx])
+        return flip_random(x, generator) if flip else x
 
     return draw
 
@@ -169,7 +171,12 @@ class ImageDataset:
 
     ``folder(root)`` is where it lives (and where caches made from it, such as a trained feature
     classifier, are kept): ``root`` when given, else the data set's default folder.
-    ``classifier_steps``: the training steps of the feature classifier that scores samples of it.
+    ``classifier_steps``, ``classifier_width``, ``classifier_batch``: how the feature classifier that
+    scores samples of it is trained (``ebmlib.features.train_classifier``).
+    ``flip``: whether a left-right flip keeps an image in the data set (true for photographs, false for
+    digits), so whether training batches may flip.
+    ``classifier_on``: another data set whose classifier reads each channel of these images (stacked
+    digits are scored by the digit classifier, channel by channel); None: a classifier of this one.
     """
 
     name: str
@@ -179,6 +186,10 @@ class ImageDataset:
     loader: Callable
     default_folder: Callable
     classifier_steps: int = 5000
+    classifier_width: int = 32
+    classifier_batch: int = 256
+    flip: bool = True
+    classifier_on: str = None
 
     def folder(self, root=None) -> Path:
         return Path(root).expanduser() if root is not None else self.default_folder()
@@ -196,6 +207,14 @@ DATASETS = {d.name: d for d in (
                  "for tests and smoke runs only",
                  lambda root, train: cifar10.tiny(root, train=train), lambda: cifar10.data_dir() / "tiny",
                  classifier_steps=300),
+    ImageDataset("digits", digits.IMAGE_SHAPE, digits.N_CLASSES,
+                 "the UCI handwritten digits, 1,347 + 450 grey images 8x8 (shipped with scikit-learn, SHA-256-checked)",
+                 digits.load, lambda: cifar10.data_dir() / "digits", classifier_steps=300, classifier_width=16,
+                 classifier_batch=128, flip=False),
+    ImageDataset("stacked-digits", digits.STACKED_SHAPE, digits.N_MODES,
+                 "three independent handwritten digits in the RGB channels, 8x8: 1,000 modes, "
+                 "50,000 + 10,000 images", digits.load_stacked, lambda: cifar10.data_dir() / "digits",
+                 flip=False, classifier_on="digits"),
 )}
 
 

@@ -132,6 +132,63 @@ def inception_score(probs, splits=10):
     return float(scores.mean()), float(scores.std(unbiased=False))
 
 
+# --- modes: coverage and weights of a known, finite set of modes (stacked digits) -----------------
+
+HIGH_QUALITY_CONFIDENCE = 0.9
+
+
+def mode_coverage(modes, n_modes, weights=None):
+    """How samples spread over ``n_modes`` equally likely modes, from each sample's mode (N,) in 0..n_modes-1.
+
+    Returns {"modes": how many modes hold at least one sample, "kl": KL(q || uniform) in nats, where q is
+    the samples' mode histogram (0 when the samples spread exactly evenly; log n_modes when they all
+    share one mode), "n": N, "n_modes"}. With N samples from the uniform distribution itself, the
+    expected KL is about (n_modes - 1) / (2 N): the floor that finite samples put under it.
+    ``weights`` (N,) >= 0: a weighted histogram (self-normalised importance weights, e.g. e^{d(x)} of
+    generator samples, give the mode weights of p_g e^d / Z without sampling it)."""
+    modes = torch.as_tensor(modes).flatten().long().cpu()
+    positive_int(n_modes, "n_modes")
+    if modes.numel() == 0:
+        raise ValueError("no samples to count modes of (a sample count of 0)")
+    if modes.min() < 0 or modes.max() >= n_modes:
+        raise ValueError(f"modes must lie in 0..{n_modes - 1}, got values in {int(modes.min())}..{int(modes.max())}")
+    if weights is None:
+        q = torch.bincount(modes, minlength=n_modes).double() / modes.numel()
+    else:
+        weights = torch.as_tensor(weights).detach().flatten().cpu().double()
+        if weights.shape != modes.shape or (weights < 0).any() or not weights.sum() > 0:
+            raise ValueError(f"weights must be (N,) = {tuple(modes.shape)}, non-negative and not all 0")
+        q = torch.zeros(n_modes, dtype=torch.float64).index_add_(0, modes, weights) / weights.sum()
+    kl = float(torch.xlogy(q, q * n_modes).sum())
+    return {"modes": int((q > 0).sum()), "kl": kl, "n": modes.numel(), "n_modes": n_modes}
+
+
+def channel_predictions(probs, channels, n_classes):
+    """Joint class probabilities (N, K^C) of C independently classified channels -> each channel's
+    predicted class and its confidence: (classes int64 (N, C), confidence float (N, C)), and the joint
+    mode (N,) = sum_i class_i K^(C-1-i) (first channel most significant)."""
+    probs = torch.as_tensor(probs).detach().cpu().double()
+    if probs.dim() != 2 or probs.shape[1] != n_classes ** channels:
+        raise ValueError(f"probs must be (N, {n_classes ** channels}) for {channels} channels of {n_classes} "
+                         f"classes, got {tuple(probs.shape)}")
+    joint = probs.view(-1, *[n_classes] * channels)
+    marginals = torch.stack([joint.sum(dim=[d + 1 for d in range(channels) if d != i]) for i in range(channels)], 1)
+    confidence, classes = marginals.max(dim=2)
+    weights = n_classes ** torch.arange(channels - 1, -1, -1)
+    return classes, confidence, (classes * weights).sum(1)
+
+
+def mode_scores(probs, channels, n_classes, threshold=HIGH_QUALITY_CONFIDENCE):
+    """Mode coverage and quality of samples from a per-channel classifier's joint probabilities (N, K^C).
+
+    Returns ``mode_coverage`` of the predicted modes (recovered modes, KL to uniform) and
+    "high_quality": the fraction of samples whose every channel is classified with confidence above
+    ``threshold`` (a digit the classifier is sure of, in every channel), with the threshold."""
+    classes, confidence, modes = channel_predictions(probs, channels, n_classes)
+    return {**mode_coverage(modes, n_classes ** channels),
+            "high_quality": float((confidence > threshold).all(1).double().mean()), "threshold": threshold}
+
+
 # --- running nets for scoring --------------------------------------------------------------------
 
 
@@ -171,8 +228,10 @@ def score(images, reference, extractor, splits=10, batch_size=250):
     ``images``: generated samples, float in [-1, 1] or uint8 (N, 3, H, W), or an iterable of batches.
     ``reference``: from ``reference_stats`` with the same extractor. The dict holds the Fréchet distance
     and the (mean, std) Inception-style score under the extractor's names (``fid``/``inception_score``
-    for Inception-v3; ``fcd``/``classifier_score`` for the CIFAR classifier), and ``n_samples``,
+    for Inception-v3; ``fcd``/``classifier_score`` for the classifiers), and ``n_samples``,
     ``n_reference``, ``splits``, ``extractor``. With fewer samples than ``splits``, one split a sample.
+    An extractor that classifies channel by channel (``channels`` and ``n_classes`` attributes: stacked
+    digits) adds ``mode_scores``: "modes" recovered, "kl" to uniform, "high_quality", "threshold", "n_modes".
     """
     if reference.get("extractor") != extractor.name:
         raise ValueError(f"the reference statistics come from the extractor {reference.get('extractor')!r}, "
@@ -181,18 +240,28 @@ def score(images, reference, extractor, splits=10, batch_size=250):
     splits = min(splits, n)
     mean, std = inception_score(probs, splits)
     dist_key, score_key = extractor.score_names
-    return {dist_key: frechet_distance(mu, sigma, reference["mu"], reference["sigma"]),
-            score_key: mean, f"{score_key}_std": std, "n_samples": n, "n_reference": int(reference["n"]),
-            "splits": splits, "extractor": extractor.name}
+    out = {dist_key: frechet_distance(mu, sigma, reference["mu"], reference["sigma"]),
+           score_key: mean, f"{score_key}_std": std, "n_samples": n, "n_reference": int(reference["n"]),
+           "splits": splits, "extractor": extractor.name}
+    if hasattr(extractor, "channels"):
+        modes = mode_scores(probs, extractor.channels, extractor.n_classes)
+        out.update({k: v for k, v in modes.items() if k != "n"})
+    return out
 
 
 def describe(scores) -> str:
     """One line for a ``score`` dict: every value with the sample counts behind it."""
-    values = [f"{k} {v:.3f}" for k, v in scores.items()
-              if isinstance(v, float) and not k.endswith("_std")]
-    std_key = next((k for k in scores if k.endswith("_std")), None)
-    if std_key:
-        values[-1] += f" ± {scores[std_key]:.3f} ({scores['splits']} splits)"
+    values = []
+    for key, value in scores.items():
+        if key == "modes":
+            values.append(f"modes {value} of {scores['n_modes']}")
+        elif isinstance(value, float) and not key.endswith("_std") and key != "threshold":
+            text = f"{key} {value:.3f}"
+            if f"{key}_std" in scores:
+                text += f" ± {scores[key + '_std']:.3f} ({scores['splits']} splits)"
+            if key == "high_quality":
+                text += f" (confidence > {scores['threshold']} in every channel)"
+            values.append(text)
     return (f"{', '.join(values)} -- {scores['n_samples']} samples vs {scores['n_reference']} reference "
             f"images, {scores['extractor']} features")
 

@@ -77,14 +77,26 @@ def frozen(module: nn.Module) -> nn.Module:
     return module
 
 
-# --- SN-GAN networks for 32x32 RGB images (Miyato et al. 2018) ---------------------------------------
+# --- SN-GAN networks (Miyato et al. 2018), sized by the images ----------------------------------------
 #
 # Two pairs: the "standard CNN" (their Table 3) and the ResNet (their Table 4, CIFAR-10). Generators map
-# z (N, latent_dim) to images (N, 3, 32, 32) in [-1, 1]; discriminators map images to logits (N,).
+# z (N, latent_dim) to images (N, C, S, S) in [-1, 1]; discriminators map images to logits (N,).
+# ``image_shape`` (C, S, S) with S = 8, 16, 32 or 64 sets the channels and the number of 2x stages
+# (log2(S / 4)); at the default (3, 32, 32) the nets are the paper's, layer for layer.
 # Every weight layer of a discriminator carries spectral normalisation (one power iteration a forward
 # pass in training mode; the stored estimate in eval mode), which keeps d roughly 1-Lipschitz.
 
 IMAGE_SHAPE = (3, 32, 32)
+IMAGE_SIZES = (8, 16, 32, 64)
+
+
+def image_stages(image_shape):
+    """The number of 2x resolution stages between 4x4 and the images of ``image_shape`` (C, S, S):
+    log2(S / 4). A ValueError names the sizes the nets accept."""
+    shape = tuple(int(s) for s in image_shape)
+    if len(shape) != 3 or shape[1] != shape[2] or shape[1] not in IMAGE_SIZES or shape[0] < 1:
+        raise ValueError(f"image_shape must be (channels, S, S) with S in {IMAGE_SIZES}, got {tuple(image_shape)}")
+    return shape[1].bit_length() - 3
 
 
 def image_batch(x, shape=IMAGE_SHAPE, name="images x"):
@@ -114,22 +126,25 @@ def _init(layer, gain=1.0, std=None):
 
 
 class SNGANGenerator(nn.Module):
-    """SN-GAN standard CNN generator, 32x32: (N, latent_dim) -> (N, 3, 32, 32) in [-1, 1].
+    """SN-GAN standard CNN generator: (N, latent_dim) -> (N, C, S, S) in [-1, 1], ``image_shape`` (C, S, S).
 
-    z -> linear to 4x4x(8 ch) -> BN, ReLU -> three 4x4 stride-2 transposed convs halving the channels
-    (8ch -> 4ch -> 2ch -> ch), each followed by BN and ReLU -> 3x3 conv to 3 channels -> tanh.
-    The paper's net is ``ch=64`` (512 channels at 4x4), 3.8M parameters. Weights start N(0, 0.02^2).
+    z -> linear to 4x4x(top) -> BN, ReLU -> log2(S/4) 4x4 stride-2 transposed convs halving the channels
+    down to ``ch``, each followed by BN and ReLU -> 3x3 conv to C channels -> tanh; top = ch * S/4.
+    At 32x32 this is the paper's net (8ch -> 4ch -> 2ch -> ch); ``ch=64`` has 3.8M parameters.
+    Weights start N(0, 0.02^2).
     """
 
-    def __init__(self, latent_dim=128, ch=64):
+    def __init__(self, latent_dim=128, ch=64, image_shape=IMAGE_SHAPE):
         super().__init__()
-        self.latent_dim, self.ch = latent_dim, ch
-        top = 8 * ch
-        self.linear = nn.Linear(latent_dim, 4 * 4 * top)
-        layers = [nn.BatchNorm2d(top), nn.ReLU()]
-        for c_in, c_out in ((top, 4 * ch), (4 * ch, 2 * ch), (2 * ch, ch)):
+        stages = image_stages(image_shape)
+        self.latent_dim, self.ch, self.image_shape = latent_dim, ch, tuple(image_shape)
+        self.top = ch * 2 ** stages
+        self.linear = nn.Linear(latent_dim, 4 * 4 * self.top)
+        layers = [nn.BatchNorm2d(self.top), nn.ReLU()]
+        for i in range(stages, 0, -1):
+            c_in, c_out = ch * 2 ** i, ch * 2 ** (i - 1)
             layers += [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1), nn.BatchNorm2d(c_out), nn.ReLU()]
-        layers += [nn.Conv2d(ch, 3, 3, padding=1), nn.Tanh()]
+        layers += [nn.Conv2d(ch, self.image_shape[0], 3, padding=1), nn.Tanh()]
         self.main = nn.Sequential(*layers)
         for m in self.modules():
             if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
@@ -137,28 +152,32 @@ class SNGANGenerator(nn.Module):
 
     def forward(self, z):
         h = self.linear(last_dim(z, self.latent_dim, "latent z"))
-        return self.main(h.view(z.shape[0], 8 * self.ch, 4, 4))
+        return self.main(h.view(z.shape[0], self.top, 4, 4))
 
 
 class SNGANDiscriminator(nn.Module):
-    """SN-GAN standard CNN discriminator, 32x32: (N, 3, 32, 32) -> logits (N,).
+    """SN-GAN standard CNN discriminator: (N, C, S, S) -> logits (N,), ``image_shape`` (C, S, S).
 
-    Convs 3x3 ch, 4x4/2 ch, 3x3 2ch, 4x4/2 2ch, 3x3 4ch, 4x4/2 4ch, 3x3 8ch (LeakyReLU 0.1 after each),
-    then a linear layer on the flattened 4x4x(8 ch) features. Spectral norm on all eight layers.
-    The paper's net is ``ch=64``, 2.9M parameters. Weights start N(0, 0.02^2).
+    A 3x3 conv to ``ch``, then per 2x stage a 4x4/2 conv and a 3x3 conv doubling the channels (LeakyReLU
+    0.1 after each), then a linear layer on the flattened 4x4x(ch * S/4) features. Spectral norm on every
+    layer. At 32x32 this is the paper's net (3x3 ch, 4x4/2 ch, 3x3 2ch, 4x4/2 2ch, 3x3 4ch, 4x4/2 4ch,
+    3x3 8ch, linear); ``ch=64`` has 2.9M parameters. Weights start N(0, 0.02^2).
     """
 
-    def __init__(self, ch=64):
+    def __init__(self, ch=64, image_shape=IMAGE_SHAPE):
         super().__init__()
-        self.ch, self.in_shape = ch, IMAGE_SHAPE
-        plan = [(3, ch, 3, 1), (ch, ch, 4, 2), (ch, 2 * ch, 3, 1), (2 * ch, 2 * ch, 4, 2),
-                (2 * ch, 4 * ch, 3, 1), (4 * ch, 4 * ch, 4, 2), (4 * ch, 8 * ch, 3, 1)]
+        stages = image_stages(image_shape)
+        self.ch, self.in_shape = ch, tuple(image_shape)
+        plan = [(self.in_shape[0], ch, 3, 1)]
+        for i in range(stages):
+            c = ch * 2 ** i
+            plan += [(c, c, 4, 2), (c, 2 * c, 3, 1)]
         layers = []
         for c_in, c_out, k, stride in plan:
             # padding 1 keeps the size for 3x3/1 and halves it exactly for 4x4/2
             layers += [_sn(_init(nn.Conv2d(c_in, c_out, k, stride=stride, padding=1), std=0.02)), nn.LeakyReLU(0.1)]
         self.main = nn.Sequential(*layers)
-        self.linear = _sn(_init(nn.Linear(4 * 4 * 8 * ch, 1), std=0.02))
+        self.linear = _sn(_init(nn.Linear(4 * 4 * ch * 2 ** stages, 1), std=0.02))
 
     def forward(self, x):
         h = self.main(image_batch(x, self.in_shape, "discriminator input x"))
@@ -213,19 +232,21 @@ class _DBlock(nn.Module):
 
 
 class SNGANResGenerator(nn.Module):
-    """SN-GAN ResNet generator for CIFAR-10: (N, latent_dim) -> (N, 3, 32, 32) in [-1, 1].
+    """SN-GAN ResNet generator: (N, latent_dim) -> (N, C, S, S) in [-1, 1], ``image_shape`` (C, S, S).
 
-    z -> linear to 4x4xch -> three upsampling residual blocks of ``ch`` channels (4 -> 8 -> 16 -> 32)
-    -> BN, ReLU, conv3x3 to 3 -> tanh. The paper's net is ``ch=256``, 4.3M parameters.
+    z -> linear to 4x4xch -> log2(S/4) upsampling residual blocks of ``ch`` channels -> BN, ReLU,
+    conv3x3 to C -> tanh. At 32x32 (three blocks, 4 -> 8 -> 16 -> 32) with ``ch=256`` this is the
+    paper's CIFAR-10 net, 4.3M parameters.
     """
 
-    def __init__(self, latent_dim=128, ch=256):
+    def __init__(self, latent_dim=128, ch=256, image_shape=IMAGE_SHAPE):
         super().__init__()
-        self.latent_dim, self.ch = latent_dim, ch
+        stages = image_stages(image_shape)
+        self.latent_dim, self.ch, self.image_shape = latent_dim, ch, tuple(image_shape)
         self.linear = _init(nn.Linear(latent_dim, 4 * 4 * ch))
-        self.blocks = nn.Sequential(*[_GBlock(ch, ch) for _ in range(3)])
+        self.blocks = nn.Sequential(*[_GBlock(ch, ch) for _ in range(stages)])
         self.bn = nn.BatchNorm2d(ch)
-        self.out = _init(nn.Conv2d(ch, 3, 3, padding=1))
+        self.out = _init(nn.Conv2d(ch, self.image_shape[0], 3, padding=1))
 
     def forward(self, z):
         h = self.linear(last_dim(z, self.latent_dim, "latent z")).view(z.shape[0], self.ch, 4, 4)
@@ -233,18 +254,22 @@ class SNGANResGenerator(nn.Module):
 
 
 class SNGANResDiscriminator(nn.Module):
-    """SN-GAN ResNet discriminator for CIFAR-10: (N, 3, 32, 32) -> logits (N,).
+    """SN-GAN ResNet discriminator: (N, C, S, S) -> logits (N,), ``image_shape`` (C, S, S).
 
-    Optimised first block (down, 32 -> 16), a residual block down (16 -> 8), two residual blocks at 8x8,
-    all ``ch`` channels; ReLU, global sum pooling, linear to 1. Spectral norm on every layer.
-    The paper's net is ``ch=128``, 1.05M parameters.
+    Residual blocks of ``ch`` channels that halve the size down to 8x8 (the first is the optimised block,
+    which also halves when S > 8), then two residual blocks at 8x8; ReLU, global sum pooling, linear to 1.
+    Spectral norm on every layer. At 32x32 (32 -> 16 -> 8, then two at 8x8) with ``ch=128`` this is the
+    paper's CIFAR-10 net, 1.05M parameters.
     """
 
-    def __init__(self, ch=128):
+    def __init__(self, ch=128, image_shape=IMAGE_SHAPE):
         super().__init__()
-        self.ch, self.in_shape = ch, IMAGE_SHAPE
-        self.blocks = nn.Sequential(_DBlock(3, ch, down=True, first=True), _DBlock(ch, ch, down=True),
-                                    _DBlock(ch, ch, down=False), _DBlock(ch, ch, down=False))
+        downs = image_stages(image_shape) - 1  # halvings down to 8x8
+        self.ch, self.in_shape = ch, tuple(image_shape)
+        blocks = [_DBlock(self.in_shape[0], ch, down=downs > 0, first=True)]
+        blocks += [_DBlock(ch, ch, down=True) for _ in range(downs - 1)]
+        blocks += [_DBlock(ch, ch, down=False), _DBlock(ch, ch, down=False)]
+        self.blocks = nn.Sequential(*blocks)
         self.linear = _sn(_init(nn.Linear(ch, 1)))
 
     def forward(self, x):
@@ -256,8 +281,9 @@ class SNGANResDiscriminator(nn.Module):
 ARCHITECTURES = {"cnn": (SNGANGenerator, SNGANDiscriminator), "resnet": (SNGANResGenerator, SNGANResDiscriminator)}
 
 
-def build_pair(arch="cnn", latent_dim=128, ch=None):
-    """A fresh image GAN pair ``(G, D)`` of the architecture ``arch`` in :data:`ARCHITECTURES`.
+def build_pair(arch="cnn", latent_dim=128, ch=None, image_shape=IMAGE_SHAPE):
+    """A fresh image GAN pair ``(G, D)`` of the architecture ``arch`` in :data:`ARCHITECTURES`, for images
+    of ``image_shape`` (C, S, S).
 
     ``ch`` is the base width (default: the paper's, 64 for the CNN and 256 / 128 for the ResNet).
     """
@@ -265,7 +291,8 @@ def build_pair(arch="cnn", latent_dim=128, ch=None):
         raise ValueError(f"unknown architecture {arch!r}; choose one of {sorted(ARCHITECTURES)}")
     G_cls, D_cls = ARCHITECTURES[arch]
     widths = {} if ch is None else {"ch": ch}
-    return G_cls(latent_dim=latent_dim, **widths), D_cls(**widths)
+    return (G_cls(latent_dim=latent_dim, image_shape=image_shape, **widths),
+            D_cls(image_shape=image_shape, **widths))
 
 
 def spectral_norm_layers(module: nn.Module):
@@ -343,27 +370,31 @@ class MLPAutoencoder(_Autoencoder):
 
 
 class ConvAutoencoder(_Autoencoder):
-    """EBGAN discriminator for 32x32 RGB images in [-1, 1]: (N, 3, 32, 32) -> energies (N,) >= 0.
+    """EBGAN discriminator for images in [-1, 1]: (N, C, S, S) -> energies (N,) >= 0, ``in_shape`` (C, S, S).
 
-    Encoder: three 4x4 stride-2 convs (3 -> ch -> 2ch -> 4ch channels, 32 -> 16 -> 8 -> 4 pixels),
-    LeakyReLU 0.2 after each, then linear from the 4x4x(4 ch) features to ``code_dim`` (the embedding).
-    The decoder mirrors it: linear, three 4x4 stride-2 transposed convs back to 3 channels at 32x32, with
-    a linear output (no tanh, so a perfect reconstruction is possible). ``energy``: 'mean' (squared error
-    averaged over the 3072 pixel values) or 'sum' (summed), see ``reconstruction_energy``.
+    Encoder: log2(S/4) 4x4 stride-2 convs (C -> ch -> 2ch -> ... channels, down to 4x4 pixels), LeakyReLU
+    0.2 after each, then linear from the 4x4 features to ``code_dim`` (the embedding). The decoder mirrors
+    it: linear, 4x4 stride-2 transposed convs back to C channels at SxS, with a linear output (no tanh, so
+    a perfect reconstruction is possible). At 32x32: 3 -> ch -> 2ch -> 4ch. ``energy``: 'mean' (squared
+    error averaged over the C*S*S values) or 'sum' (summed), see ``reconstruction_energy``.
     """
 
-    def __init__(self, ch=64, code_dim=128, energy="mean"):
+    def __init__(self, ch=64, code_dim=128, energy="mean", in_shape=IMAGE_SHAPE):
         super().__init__(energy)
-        self.ch, self.code_dim, self.in_shape = ch, code_dim, IMAGE_SHAPE
+        stages = image_stages(in_shape)
+        self.ch, self.code_dim, self.in_shape = ch, code_dim, tuple(in_shape)
         act = lambda: nn.LeakyReLU(0.2)  # noqa: E731
-        self.encoder = nn.Sequential(
-            nn.Conv2d(3, ch, 4, 2, 1), act(), nn.Conv2d(ch, 2 * ch, 4, 2, 1), act(),
-            nn.Conv2d(2 * ch, 4 * ch, 4, 2, 1), act(), nn.Flatten(), nn.Linear(4 * 4 * 4 * ch, code_dim))
-        self.decoder = nn.Sequential(
-            nn.Linear(code_dim, 4 * 4 * 4 * ch), act(), nn.Unflatten(1, (4 * ch, 4, 4)),
-            nn.ConvTranspose2d(4 * ch, 2 * ch, 4, 2, 1), act(), nn.ConvTranspose2d(2 * ch, ch, 4, 2, 1), act(),
-            nn.ConvTranspose2d(ch, 3, 4, 2, 1))
+        widths = [self.in_shape[0]] + [ch * 2 ** i for i in range(stages)]
+        top = widths[-1]
+        encoder = []
+        for c_in, c_out in zip(widths[:-1], widths[1:]):
+            encoder += [nn.Conv2d(c_in, c_out, 4, 2, 1), act()]
+        self.encoder = nn.Sequential(*encoder, nn.Flatten(), nn.Linear(4 * 4 * top, code_dim))
+        decoder = [nn.Linear(code_dim, 4 * 4 * top), act(), nn.Unflatten(1, (top, 4, 4))]
+        for c_in, c_out in zip(widths[:0:-1], widths[-2::-1]):
+            decoder += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1), act()]
+        self.decoder = nn.Sequential(*decoder[:-1])  # linear output
 
     def embed(self, x):
-        """The encoder's output, (N, 3, 32, 32) -> (N, code_dim)."""
+        """The encoder's output, (N, C, S, S) -> (N, code_dim)."""
         return self.encoder(image_batch(x, self.in_shape, "autoencoder input x"))

@@ -21,3 +21,23 @@ def classifier(fake):
     (x, y), _ = fake
     return features.train_classifier(x, y, steps=80, batch_size=32, width=8, lr=1e-2, device="cpu", seed=0,
                                      progress=False)
+
+
+@pytest.fixture(scope="session")
+def digits_root(tmp_path_factory):
+    """A folder for the digits' caches that holds the digit classifier with its registered settings, trained once
+    for the session (the pipeline and the image table find it there)."""
+    from ebmlib.recipes import pipeline
+
+    root = tmp_path_factory.mktemp("digits")
+    pipeline.extractor("classifier", "stacked-digits", root=root, device="cpu", progress=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def digit_extractor(digits_root):
+    """The instrument of the stacked-digits world: the digit classifier read channel by channel
+    (``ebmlib.features.ChannelClassifierExtractor``)."""
+    from ebmlib.recipes import pipeline
+
+    return pipeline.extractor("classifier", "stacked-digits", root=digits_root, device="cpu", progress=False)

@@ -1,11 +1,12 @@
 """Feature extractors: the Inception-v3's error paths (its weights cannot be fetched here) and the classifier
 trained on the data set, whose features the scores compare."""
+import math
 import sys
 
 import pytest
 import torch
 
-from ebmlib import features
+from ebmlib import features, images
 from ebmlib.features import InceptionUnavailable
 
 # --- the Inception-v3 extractor ------------------------------------------------------------------------
@@ -41,7 +42,7 @@ def test_inception_without_the_library_says_what_to_install(monkeypatch, tmp_pat
 def test_classifier_learns_the_fake_classes(fake, classifier):
     _, (xt, yt) = fake
     torch.manual_seed(0)
-    untrained = features.CifarClassifier(width=8)
+    untrained = features.ImageClassifier(width=8)
     assert features.classifier_accuracy(untrained, xt, yt) < 0.3  # chance is 0.1
     assert features.classifier_accuracy(classifier, xt, yt) > 0.8
     assert not classifier.training
@@ -83,3 +84,40 @@ def test_classifier_extractor_reads_uint8_images(fake, classifier):
     assert set(features.EXTRACTORS) == {"classifier", "inception"}
     with pytest.raises(ValueError, match=r"\(B, 3, 32, 32\)"):
         classifier.features(torch.zeros(2, 3, 16, 16))
+
+
+# --- the digit classifier: the instrument that counts the modes of stacked digits --------------------
+
+
+def test_the_digit_classifier_reads_held_out_digits_at_97_percent_or_better(digit_extractor):
+    x_test, y_test = images.load_images("digits", train=False)
+    accuracy = features.classifier_accuracy(digit_extractor.model, x_test, y_test)
+    assert accuracy >= 0.97, f"the digit classifier reads {accuracy:.3f} of the 450 held-out digits"
+
+
+def test_the_channel_extractor_gives_joint_log_probabilities_in_mode_order(digit_extractor):
+    x, modes = images.load_images("stacked-digits", train=False)
+    features_, joint = digit_extractor(x[:200])
+    assert features_.shape == (200, 3 * digit_extractor.model.feature_dim) and joint.shape == (200, 1000)
+    assert torch.allclose(joint.exp().sum(1), torch.ones(200), atol=1e-4)
+    single = features.classifier_probs(digit_extractor.model, x[:200].reshape(600, 1, 8, 8)).argmax(1).view(200, 3)
+    assert torch.equal(joint.argmax(1), single[:, 0] * 100 + single[:, 1] * 10 + single[:, 2])
+    assert (joint.argmax(1) == modes[:200]).float().mean() > 0.95  # ~0.998^3 of the modes read right
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        digit_extractor(x[:2, :1])
+
+
+def test_real_stacked_digits_cover_every_mode_evenly_and_one_digit_covers_one(digit_extractor):
+    from ebmlib import metrics
+
+    x_train, _ = images.load_images("stacked-digits")
+    reference = metrics.reference_stats(x_train[:5000], digit_extractor)
+    x_test, _ = images.load_images("stacked-digits", train=False)
+    real = metrics.score(x_test, reference, digit_extractor)
+    # 10,000 draws of 1,000 equal modes: ~1,000 modes, KL at its floor 999 / 20,000 ~ 0.05 plus misreadings
+    assert real["modes"] >= 990 and real["kl"] < 0.08 and real["high_quality"] > 0.9 and real["n_modes"] == 1000
+    threes = images.load_images("digits", train=False)[0][images.load_images("digits", train=False)[1] == 3]
+    one_digit = threes[:1].expand(500, 3, 8, 8)  # a generator that only ever makes one image: 3, 3, 3
+    collapsed = metrics.score(one_digit, reference, digit_extractor)
+    assert collapsed["modes"] == 1 and collapsed["kl"] == pytest.approx(math.log(1000), rel=1e-9)
+    assert collapsed["fcd"] > 10 * real["fcd"], (collapsed["fcd"], real["fcd"])

@@ -141,7 +141,7 @@ def test_real_sampler_draws_stored_images_possibly_mirrored():
 # --- the registry -----------------------------------------------------------------------------------
 
 def test_unknown_data_set_lists_the_choices():
-    with pytest.raises(ValueError, match=r"'mnist'.*\['cifar10', 'tiny'\]"):
+    with pytest.raises(ValueError, match=r"'mnist'.*\['cifar10', 'digits', 'stacked-digits', 'tiny'\]"):
         images.dataset("mnist")
     with pytest.raises(ValueError, match="cifar10"):
         images.load_images("mnist")
@@ -158,9 +158,16 @@ def test_tiny_loads_through_the_registry(tmp_path):
 
 
 def test_registered_data_sets_describe_themselves(monkeypatch, tmp_path):
+    shapes = {"cifar10": ((3, 32, 32), 10), "tiny": ((3, 32, 32), 10), "digits": ((1, 8, 8), 10),
+              "stacked-digits": ((3, 8, 8), 1000)}
+    assert set(images.DATASETS) == set(shapes)
     for name, info in images.DATASETS.items():
-        assert info.name == name and info.shape == (3, 32, 32) and info.n_classes == 10
+        assert info.name == name and (info.shape, info.n_classes) == shapes[name]
         assert info.folder(tmp_path) == tmp_path
     monkeypatch.setenv("EBMLIB_DATA", str(tmp_path / "env"))
     assert images.dataset("cifar10").folder() == tmp_path / "env"
     assert images.dataset("tiny").folder() == tmp_path / "env" / "tiny"
+    assert images.dataset("stacked-digits").folder() == tmp_path / "env" / "digits"
+    # photographs may be flipped; digits may not (a flipped 2 is not a 2)
+    assert images.dataset("cifar10").flip and not images.dataset("digits").flip
+    assert not images.dataset("stacked-digits").flip and images.dataset("stacked-digits").classifier_on == "digits"

@@ -1,6 +1,7 @@
 """The command line: the pipeline end to end on the tiny data set, and failures a user can fix answered by one
 line ``ebmlib: error: ...`` (status 1; 2 for a bad command line) unless ``--debug`` asks for the traceback."""
 import json
+import math
 import os
 import subprocess
 import sys
@@ -62,7 +63,7 @@ def test_the_pipeline_runs_end_to_end_from_the_command_line(tmp_path, capsys):
     run, data = tmp_path / "run", tmp_path / "tiny"
     assert main(["train", "--run", str(run), "--ch", "4", "--steps", "3", "--n-dis", "1", "--batch-size", "8",
                  "--checkpoint-every", "2", "--sample-every", "3", "--log-every", "1", "--quiet",
-                 "--dataset", "tiny", "--data", str(data), "--device", "cpu"]) == 0
+                 "--data", "tiny", "--data-dir", str(data), "--device", "cpu"]) == 0
     assert (run / "checkpoint.pt").exists() and (run / "run.json").exists()
     assert (run / "samples" / "step_000003.png").exists()
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 3
@@ -86,8 +87,49 @@ def test_the_pipeline_runs_end_to_end_from_the_command_line(tmp_path, capsys):
     assert "fcd" in printed and "fid" not in printed.lower().replace("fidelity", "")
     result = json.loads(scores.read_text())
     for record in result.values():
-        assert record["n_samples"] == 12 and record["n_reference"] == 1000 and record["extractor"] == "cifar-classifier"
+        assert record["n_samples"] == 12 and record["n_reference"] == 1000 and record["extractor"] == "tiny-classifier"
         assert record["dataset"] == "tiny"
+
+
+def test_stacked_digits_run_through_the_same_commands(tmp_path, digits_root, capsys):
+    run = tmp_path / "digits_run"
+    assert main(["train", "--run", str(run), "--data", "stacked-digits", "--data-dir", str(digits_root), "--ch", "4",
+                 "--latent-dim", "8", "--steps", "2", "--n-dis", "1", "--batch-size", "8", "--quiet",
+                 "--device", "cpu"]) == 0
+    assert json.loads((run / "run.json").read_text())["dataset"] == "stacked-digits"
+    assert main(["calibrate", "--run", str(run), "--steps", "3", "--quiet", "--device", "cpu"]) == 0
+    for sampler in ("generator", "drs", "mh", "ddls"):
+        assert main(["sample", "--run", str(run), "--sampler", sampler, "--n", "30", "--steps", "3",
+                     "--device", "cpu"]) == 0
+        assert pipeline.load_samples(run / f"samples_{sampler}.pt")["images"].shape == (30, 3, 8, 8)
+    scores = tmp_path / "scores.json"
+    assert main(["evaluate", str(run / "samples_generator.pt"), str(run / "samples_ddls.pt"), "--json", str(scores),
+                 "--device", "cpu"]) == 0
+    assert "modes" in capsys.readouterr().out
+    for record in json.loads(scores.read_text()).values():
+        assert record["extractor"] == "stacked-digit-classifier" and record["n_reference"] == 50_000
+        assert 1 <= record["modes"] <= 30 and 0 < record["kl"] <= math.log(1000) + 1e-9
+
+
+def test_the_image_table_runs_from_the_command_line(tmp_path, digits_root, capsys):
+    out = tmp_path / "table.json"
+    assert main(["image-table", "--seeds", "2", "--samples", "40", "--steps", "2", "--calibration-steps", "2",
+                 "--data-dir", str(digits_root), "--runs", str(tmp_path / "runs"), "--json", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "DDLS (paper: ULA 0.01)" in printed and "KL" in printed
+    table = json.loads(out.read_text())
+    assert [r["row"] for r in table["rows"]] == ["generator", "drs", "mh", "ddls_paper", "ddls"]
+    for record in table["rows"]:
+        assert len(record["per_seed"]) == 2 and record["seconds_mean"] > 0
+        assert record["modes_mean"] == sum(s["modes"] for s in record["per_seed"]) / 2
+        assert 0 <= record["high_quality_mean"] <= 1 and record["fcd_mean"] > 0
+    assert table["meta"]["seeds"] == 2 and table["meta"]["n_samples"] == 40 and table["meta"]["train"]["steps"] == 2
+    assert (tmp_path / "runs" / "seed_1" / "calibrated.pt").exists()
+
+
+def test_the_image_table_needs_a_data_set_with_countable_modes(capsys):
+    assert main(["image-table", "--data", "tiny"]) == 2
+    assert "stacked-digits" in error_line(capsys.readouterr().err)
 
 
 # --- failures a user can fix ----------------------------------------------------------------------------------
@@ -101,7 +143,7 @@ def test_a_failed_download_is_one_line_naming_the_folder(tmp_path, monkeypatch, 
     offline(monkeypatch, tmp_path)
     data = tmp_path / "data"
     data.mkdir()
-    assert main(["train", "--run", str(tmp_path / "run"), "--data", str(data), "--device", "cpu", "--quiet"]) == 1
+    assert main(["train", "--run", str(tmp_path / "run"), "--data-dir", str(data), "--device", "cpu", "--quiet"]) == 1
     line = error_line(capsys.readouterr().err)
     assert str(data.resolve()) in line and "could not be downloaded" in line
     assert not (tmp_path / "run").exists()  # nothing written for a run that could not start
@@ -110,14 +152,14 @@ def test_a_failed_download_is_one_line_naming_the_folder(tmp_path, monkeypatch, 
 @pytest.mark.parametrize("where", ["before", "after"])
 def test_debug_shows_the_exception_instead(tmp_path, monkeypatch, where):
     offline(monkeypatch, tmp_path)
-    argv = ["train", "--run", str(tmp_path / "run"), "--data", str(tmp_path / "data"), "--device", "cpu", "--quiet"]
+    argv = ["train", "--run", str(tmp_path / "run"), "--data-dir", str(tmp_path / "data"), "--device", "cpu", "--quiet"]
     with pytest.raises(DownloadError, match="could not be downloaded"):
         main(["--debug", *argv] if where == "before" else [*argv, "--debug"])
 
 
 def test_a_damaged_archive_is_one_line_about_its_md5(tmp_path, capsys):
     data = damaged_archive(tmp_path / "data")
-    assert main(["train", "--run", str(tmp_path / "run"), "--data", str(data), "--device", "cpu", "--quiet"]) == 1
+    assert main(["train", "--run", str(tmp_path / "run"), "--data-dir", str(data), "--device", "cpu", "--quiet"]) == 1
     line = error_line(capsys.readouterr().err)
     assert "md5" in line and str(data / ARCHIVE_NAME) in line
     assert (data / ARCHIVE_NAME).exists()  # left in place for the user to look at
@@ -125,7 +167,7 @@ def test_a_damaged_archive_is_one_line_about_its_md5(tmp_path, capsys):
 
 def test_a_checkpoint_of_another_width_is_one_line_naming_the_file(tmp_path, capsys):
     run, data = tmp_path / "run", tmp_path / "tiny"
-    tiny = ["--dataset", "tiny", "--data", str(data), "--device", "cpu", "--quiet"]
+    tiny = ["--data", "tiny", "--data-dir", str(data), "--device", "cpu", "--quiet"]
     assert main(["train", "--run", str(run), "--ch", "8", "--steps", "2", "--n-dis", "1", "--batch-size", "4",
                  *tiny]) == 0
     capsys.readouterr()
@@ -143,6 +185,6 @@ def test_a_checkpoint_of_another_width_is_one_line_naming_the_file(tmp_path, cap
 
 def test_a_damaged_archive_from_a_real_process(tmp_path):
     data = damaged_archive(tmp_path / "data")
-    proc = run_cli("train", "--run", tmp_path / "run", "--data", data, "--device", "cpu", "--quiet")
+    proc = run_cli("train", "--run", tmp_path / "run", "--data-dir", data, "--device", "cpu", "--quiet")
     assert proc.returncode == 1
     assert "md5" in error_line(proc.stderr)

@@ -182,7 +182,7 @@ def test_score_refuses_statistics_from_another_extractor(fake, classifier):
 
 
 def test_score_of_no_images_is_an_error(classifier):
-    ref = {"mu": torch.zeros(32), "sigma": torch.eye(32), "n": 10, "extractor": "cifar-classifier"}
+    ref = {"mu": torch.zeros(32), "sigma": torch.eye(32), "n": 10, "extractor": "classifier"}
     with pytest.raises(ValueError, match="sample count of 0"):
         metrics.score(iter([]), ref, ClassifierExtractor(classifier))
 
@@ -221,3 +221,58 @@ def test_nearest_neighbours_reject_bad_input():
         metrics.nearest_neighbours(data[:1], data, k=6)
     with pytest.raises(ValueError, match="one shape"):
         metrics.nearest_neighbours(torch.zeros(1, 3, 4, 4), data)
+
+
+# --- modes ---------------------------------------------------------------------------------------
+
+
+def test_mode_coverage_has_known_answers():
+    even = metrics.mode_coverage(torch.arange(1000).repeat(3), 1000)
+    assert even == {"modes": 1000, "kl": pytest.approx(0.0, abs=1e-12), "n": 3000, "n_modes": 1000}
+    one = metrics.mode_coverage(torch.full((500,), 333), 1000)
+    assert one["modes"] == 1 and one["kl"] == pytest.approx(math.log(1000), rel=1e-12)
+    two = metrics.mode_coverage(torch.tensor([0, 7] * 50), 1000)
+    assert two["modes"] == 2 and two["kl"] == pytest.approx(math.log(500), rel=1e-12)
+
+
+def test_mode_coverage_of_uniform_samples_sits_at_its_finite_sample_floor():
+    g = torch.Generator().manual_seed(0)
+    kls = [metrics.mode_coverage(torch.randint(1000, (20_000,), generator=g), 1000)["kl"] for _ in range(5)]
+    floor = 999 / (2 * 20_000)
+    assert all(0.8 * floor < kl < 1.2 * floor for kl in kls)
+
+
+def test_mode_coverage_rejects_modes_out_of_range_and_empty_input():
+    with pytest.raises(ValueError, match=r"0\.\.9"):
+        metrics.mode_coverage(torch.tensor([3, 10]), 10)
+    with pytest.raises(ValueError, match="sample count of 0"):
+        metrics.mode_coverage(torch.tensor([], dtype=torch.int64), 10)
+
+
+def _joint(channel_probs):
+    """Joint probabilities (N, K^C) of independent channels (N, C, K), first channel most significant."""
+    joint = channel_probs[:, 0]
+    for i in range(1, channel_probs.shape[1]):
+        joint = (joint[:, :, None] * channel_probs[:, i, None, :]).flatten(1)
+    return joint
+
+
+def test_channel_predictions_read_each_channel_back_from_the_joint():
+    g = torch.Generator().manual_seed(1)
+    per_channel = torch.rand(64, 3, 10, generator=g).pow(4)
+    per_channel /= per_channel.sum(2, keepdim=True)
+    classes, confidence, modes = metrics.channel_predictions(_joint(per_channel), 3, 10)
+    best, argbest = per_channel.max(2)
+    assert torch.equal(classes, argbest) and torch.allclose(confidence.float(), best, atol=1e-6)
+    assert torch.equal(modes, argbest[:, 0] * 100 + argbest[:, 1] * 10 + argbest[:, 2])
+    with pytest.raises(ValueError, match=r"\(N, 1000\)"):
+        metrics.channel_predictions(torch.ones(4, 100) / 100, 3, 10)
+
+
+def test_mode_scores_count_a_sample_as_high_quality_only_when_every_channel_is_sure():
+    sure, unsure = torch.full((10,), 0.01), torch.full((10,), 0.1)
+    sure[4] = 0.91
+    channels = torch.stack([torch.stack([sure, sure, sure]), torch.stack([sure, unsure, sure])])
+    scores = metrics.mode_scores(_joint(channels), 3, 10, threshold=0.9)
+    assert scores["high_quality"] == 0.5 and scores["threshold"] == 0.9 and scores["n_modes"] == 1000
+    assert scores["modes"] == 2  # 444, and 404 (the unsure channel's argmax is its first class)

@@ -322,3 +322,39 @@ def test_autoencoder_shapes_embeddings_and_bad_input():
         with pytest.raises(ValueError, match="energy"):
             cls(energy="max")
     assert count_parameters(ConvAutoencoder(ch=4, code_dim=6)) > 0
+
+
+# --- nets sized by the images --------------------------------------------------------------------
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+@pytest.mark.parametrize("shape", [(3, 8, 8), (1, 16, 16), (3, 32, 32), (3, 64, 64)])
+def test_the_image_nets_follow_the_image_shape(arch, shape):
+    G, D = build_pair(arch, latent_dim=8, ch=4, image_shape=shape)
+    x = G(torch.randn(3, 8))
+    assert x.shape == (3, *shape) and D(x).shape == (3,) and tuple(D.in_shape) == shape
+    with pytest.raises(ValueError, match=r"\(N, " + ", ".join(map(str, shape)) + r"\)"):
+        D(torch.zeros(3, shape[0] + 1, shape[1], shape[2]))
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_the_image_nets_keep_the_papers_layout_at_32x32(arch):
+    # the default shape is CIFAR-10's: the same parameter names and shapes as a net built without one
+    torch.manual_seed(0)
+    G, D = build_pair(arch, latent_dim=16, ch=8)
+    G32, D32 = build_pair(arch, latent_dim=16, ch=8, image_shape=(3, 32, 32))
+    for a, b in ((G, G32), (D, D32)):
+        assert {k: v.shape for k, v in a.state_dict().items()} == {k: v.shape for k, v in b.state_dict().items()}
+
+
+@pytest.mark.parametrize("shape", [(3, 12, 12), (3, 8, 16), (3, 4, 4), (8, 8)])
+def test_image_shapes_the_nets_cannot_make_are_refused(shape):
+    with pytest.raises(ValueError, match=r"S in \(8, 16, 32, 64\)"):
+        build_pair("cnn", image_shape=shape)
+    with pytest.raises(ValueError, match=r"S in \(8, 16, 32, 64\)"):
+        ConvAutoencoder(ch=4, code_dim=8, in_shape=shape)
+
+
+def test_the_conv_autoencoder_follows_the_image_shape():
+    D = ConvAutoencoder(ch=4, code_dim=6, in_shape=(3, 8, 8))
+    x = torch.rand(5, 3, 8, 8) * 2 - 1
+    assert D.reconstruct(x).shape == x.shape and D.embed(x).shape == (5, 6) and (D(x) >= 0).all()

@@ -87,10 +87,13 @@ def test_unknown_architecture_is_a_value_error():
         pipeline.build("vgg")
 
 
-def test_an_architecture_for_other_images_than_the_data_set_is_an_error(monkeypatch):
+def test_the_nets_are_sized_by_the_data_set_and_refuse_sizes_they_cannot_make(monkeypatch):
+    for name, shape in (("stacked-digits", (3, 8, 8)), ("tiny", (3, 32, 32))):
+        G, D = pipeline.build("cnn", latent_dim=8, ch=4, dataset=name)
+        assert G(torch.randn(2, 8)).shape == (2, *shape) and tuple(D.in_shape) == shape
     gray = dataclasses.replace(images.DATASETS["tiny"], name="gray", shape=(1, 28, 28))
     monkeypatch.setitem(images.DATASETS, "gray", gray)
-    with pytest.raises(ValueError, match=r"\(3, 32, 32\).*'gray'.*\(1, 28, 28\)"):
+    with pytest.raises(ValueError, match=r"S in \(8, 16, 32, 64\), got \(1, 28, 28\)"):
         pipeline.build("cnn", ch=4, dataset="gray")
 
 
@@ -111,6 +114,6 @@ def test_classifier_extractor_size_knobs_and_cache(data):
     a, b = first.model.state_dict(), again.model.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert sum(p.numel() for p in first.model.parameters()) < sum(
-        p.numel() for p in features.CifarClassifier(width=8).parameters())
+        p.numel() for p in features.ImageClassifier(width=8).parameters())
     with pytest.raises(ValueError, match="classifier"):
         pipeline.extractor("pixels", dataset="tiny", root=data)

@@ -8,8 +8,9 @@ Each step reads the previous step's files in a run folder and writes its own (ev
     samples_<name>.pt uint8 samples (N, C, H, W), their latents and the sampler's settings (``sample``)
 
 The command line (``python -m ebmlib train | calibrate | sample | evaluate``) and chapters 08-09 call
-these functions. The data set is any name of ``ebmlib.images.DATASETS`` (``cifar10``; ``tiny``, the small
-fake set of the same format for tests and smoke runs), read from the folder ``root``.
+these functions. The data set is any name of ``ebmlib.images.DATASETS`` (``cifar10``; ``stacked-digits``,
+real digits with 1,000 countable modes that a CPU trains on in minutes; ``tiny``, the small fake set in
+CIFAR-10's format for tests and smoke runs), read from the folder ``root``; the nets are sized by it.
 """
 import json
 import time
@@ -40,17 +41,10 @@ _RUN_IDENTITY = ("dataset", "arch", "latent_dim", "ch")
 
 
 def build(arch="cnn", latent_dim=128, ch=None, dataset="cifar10"):
-    """A fresh pair ``(G, D)`` of ``arch`` (``ebmlib.nets.ARCHITECTURES``) for the images of ``dataset``.
-
-    ``ch`` is the base width (default: the paper's). A ValueError names both shapes when the
-    architecture does not make images of the data set's shape.
-    """
-    G, D = build_pair(arch, latent_dim, ch)
-    shape = images.dataset(dataset).shape
-    if tuple(D.in_shape) != tuple(shape):
-        raise ValueError(f"architecture {arch!r} works on images of shape {tuple(D.in_shape)}, but the data set "
-                         f"{dataset!r} has images of shape {tuple(shape)}")
-    return G, D
+    """A fresh pair ``(G, D)`` of ``arch`` (``ebmlib.nets.ARCHITECTURES``) for the images of ``dataset``:
+    G makes, and D reads, images of the data set's shape (C, S, S). ``ch`` is the base width (default:
+    the paper's)."""
+    return build_pair(arch, latent_dim, ch, image_shape=images.dataset(dataset).shape)
 
 
 def read_run(run) -> dict:
@@ -90,7 +84,8 @@ def train(run, arch="cnn", dataset="cifar10", root=None, device=None, latent_dim
     G, D = build(arch, latent_dim, ch, dataset)
     data, _ = images.load_images(dataset, root)
     write_text(run / "run.json", json.dumps(info, indent=2))
-    batches = images.Batches(data, settings["batch_size"], device=device, seed=settings.get("seed", 0))
+    batches = images.Batches(data, settings["batch_size"], device=device, seed=settings.get("seed", 0),
+                             flip=images.dataset(dataset).flip)
     return train_images(G.to(device), D.to(device), batches, out_dir=run, device=device, progress=progress,
                         **settings)
 
@@ -121,7 +116,7 @@ def calibrate(run, root=None, device=None, seed=0, progress=None, **options):
     info = read_run(run)
     G, D = load_run(run, device)
     data, _ = images.load_images(info["dataset"], root if root is not None else info["root"])
-    real = images.real_sampler(data, module_device(G))
+    real = images.real_sampler(data, module_device(G), flip=images.dataset(info["dataset"]).flip)
     d = calibrate_logit(D, G, real, seed=seed, progress=progress, **settings)
     save_calibration(d, Path(run) / "calibrated.pt")
     return d
@@ -163,33 +158,40 @@ def load_samples(path):
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def extractor(kind="classifier", dataset="cifar10", root=None, device=None, steps=None, width=32, batch_size=256,
+def extractor(kind="classifier", dataset="cifar10", root=None, device=None, steps=None, width=None, batch_size=None,
               inception_weights=None, progress=None):
     """A feature extractor for scores (``kind`` in ``ebmlib.features.EXTRACTORS``): 'inception' (the FID
-    Inception-v3 from local weights: FID and IS) or 'classifier' (a classifier trained here on the data
-    set's training split: the Fréchet classifier distance and the classifier score, never called FID or
-    IS). ``steps`` (default: the data set's ``classifier_steps``), ``width`` and ``batch_size`` go to
-    ``features.train_classifier``; the classifier is cached in the data set's folder as
-    ``classifier_<steps>.pt`` (``classifier_<steps>_w<width>_b<batch_size>.pt`` for other widths or batches)."""
+    Inception-v3 from local weights: FID and IS) or 'classifier' (a classifier trained here: the Fréchet
+    classifier distance and the classifier score, never called FID or IS). The classifier learns the
+    training split of the data set, or of the data set named by its ``classifier_on`` (stacked digits are
+    read by the digit classifier, channel by channel, which also gives each sample's mode). ``steps``,
+    ``width`` and ``batch_size`` (default: that data set's ``classifier_steps``, ``classifier_width``,
+    ``classifier_batch``) go to ``features.train_classifier``; the classifier is cached in that data set's
+    folder as ``classifier_<steps>.pt`` (``classifier_<steps>_w<width>_b<batch_size>.pt`` for other widths
+    or batches)."""
     device = default_device(device)
     if kind == "inception":
         return features.load_inception(inception_weights, device)
     if kind not in features.EXTRACTORS:
         raise ValueError(f"unknown extractor {kind!r}; choose one of {sorted(features.EXTRACTORS)}")
-    info = images.dataset(dataset)
+    scored = images.dataset(dataset)
+    info = images.dataset(scored.classifier_on or dataset)
     steps = steps or info.classifier_steps
-    suffix = "" if (width, batch_size) == (32, 256) else f"_w{width}_b{batch_size}"
+    width, batch_size = width or info.classifier_width, batch_size or info.classifier_batch
+    suffix = "" if (width, batch_size) == (info.classifier_width, info.classifier_batch) else f"_w{width}_b{batch_size}"
     cache = info.folder(root) / f"classifier_{steps}{suffix}.pt"
-    model = features.CifarClassifier(width=width, n_classes=info.n_classes)
+    model = features.ImageClassifier(width=width, n_classes=info.n_classes, in_shape=info.shape)
     if cache.exists():
         ckpt.load_state(model, torch.load(cache, map_location="cpu", weights_only=True), what="classifier", path=cache)
         model = model.to(device).eval()
     else:
         data, labels = info.load(root)
         model = features.train_classifier(data, labels, steps=steps, batch_size=batch_size, width=width,
-                                          device=device, progress=progress, n_classes=info.n_classes)
+                                          device=device, progress=progress, n_classes=info.n_classes, flip=info.flip)
         torch_save(model.state_dict(), cache)
-    return features.ClassifierExtractor(model)
+    if scored.classifier_on:
+        return features.ChannelClassifierExtractor(model, channels=scored.shape[0])
+    return features.ClassifierExtractor(model, name=f"{info.name}-classifier")
 
 
 def evaluate(samples, dataset="cifar10", root=None, kind="classifier", device=None, extractor_module=None,
