@@ -161,15 +161,18 @@ SAMPLERS = {"generator": sample_generator, "drs": sample_drs, "mh": sample_mh, "
 def sample(method, G, d, n, *, seed=0, **options):
     """Draw n samples with ``method`` in {'generator', 'drs', 'mh', 'ddls'}; returns :class:`Samples`.
 
-    G: latent (N, k) -> x (N, dim); d: x (N, dim) -> logits (N,). Same seed, same samples (CPU).
+    G: latent (N, k) -> x (N, dim); d: x (N, dim) -> logits (N,) (None for 'generator', which never reads it).
+    Same seed, same samples (CPU).
     ``options`` go to the method's function (``sample_ddls``'s steps, step_size, mala, ...).
     """
     positive_int(n, "n (the number of samples)")
     if method not in SAMPLERS:
         raise ValueError(f"unknown sampler {method!r}; choose one of {sorted(SAMPLERS)}")
+    if d is None and method != "generator":
+        raise ValueError(f"the sampler {method!r} needs the discriminator's logit d; only 'generator' runs without it")
     generator = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
-    with evaluating(G, d):
+    with evaluating(*[m for m in (G, d) if m is not None]):
         out = SAMPLERS[method](G, d, n, generator=generator, **options)
     out.seconds = time.perf_counter() - start
     return out

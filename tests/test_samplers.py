@@ -400,3 +400,11 @@ def test_samplers_run_on_the_device_of_g_and_d(method):
     assert out.x.is_cuda and out.x.shape == (50, 2)
     again = ebmlib.sample(method, G, D, 50, seed=0, **FAST[method])
     assert torch.equal(out.x, again.x)
+
+
+def test_the_generator_alone_needs_no_discriminator_and_the_others_say_they_do():
+    G = MLPGenerator(latent_dim=2)
+    out = ebmlib.sample("generator", G, None, 5, seed=0)
+    assert out.x.shape == (5, 2)
+    with pytest.raises(ValueError, match="'ddls' needs the discriminator"):
+        ebmlib.sample("ddls", G, None, 5)
