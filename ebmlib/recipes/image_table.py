@@ -28,11 +28,11 @@ from . import pipeline
 TRAIN = dict(steps=2000, n_dis=1, batch_size=64, loss="hinge", lr_g=4e-4, lr_d=4e-4, betas=(0.0, 0.9),
              lr_decay="linear", ema=0.999, checkpoint_every=10 ** 9, sample_every=500, log_every=100)
 NETS = dict(arch="cnn", latent_dim=32, ch=32)
-# The DDLS paper's calibration on CIFAR-10: the discriminator fine-tuned as a logistic classifier of real
-# against the frozen generator's samples.
+# Calibration: the discriminator fine-tuned as a logistic classifier of real images against the frozen
+# generator's samples (the pipeline's CIFAR-10 default, PAPER_CALIBRATION, fits a logistic head instead).
 CALIBRATION = dict(method="finetune", steps=500, batch_size=256, lr=2e-4)
 # The rows: (sampler, options). "ddls_paper" is the paper's DDLS (unadjusted Langevin, step size 0.01);
-# "ddls" is MALA at a larger step, chosen on a separate pilot pair (not one of the table's seeds).
+# "ddls" is MALA at a larger step, chosen on a separate tuning pair (not one of the table's seeds).
 ROWS = {
     "generator": ("generator", {}),
     "drs": ("drs", {"m_quantile": 0.99}),
