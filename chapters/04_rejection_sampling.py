@@ -97,7 +97,8 @@ print("smoke mode" if SMOKE else "full mode")
 # **If $M$ is too small**, $e^{d}/M$ exceeds 1 somewhere, so those proposals are always accepted, and the
 # same computation with $\min(1, e^{d}/M)$ shows that the accepted $z$ follow
 # $\propto p_0(z) \min(e^{d(G(z))}, M)$: the correction is clipped where $d > \log M$. The acceptance rate
-# becomes $\mathbb E_{p_0}[\min(1, e^{d(G(z))}/M)]$. Practical DRS chooses such an $M$ on purpose.
+# becomes $\mathbb E_{p_0}[\min(1, e^{d(G(z))}/M)]$. We call this sampler *rejection with a clipped
+# bound*; it is not the DRS of Azadi et al. (2019), whose acceptance rule we derive at the end of the chapter.
 #
 # In `ebmlib` the lemma is the sampler `"drs"`:
 
@@ -336,9 +337,10 @@ print(f"exact DRS would accept {exact_rate:.2e} of its proposals: {1 / exact_rat
 # while the typical logit is far lower. Exact DRS pays for those few points with many wasted proposals:
 # the rate $Z_0/M$ falls exponentially in the gap between the largest and the typical logit. This is the
 # practical weakness of the lemma, and in high dimensions, where logits spread much more widely, it makes
-# exact DRS hopeless. Practical DRS therefore sets $\log M$ to a high quantile of the logits (`m_quantile=0.99`)
-# and accepts the clipped correction derived above: 1% of proposals are kept for certain, the rest with
-# probability $e^{d - \log M}$.
+# exact DRS hopeless. The simplest way out sets $\log M$ to a high quantile of the logits
+# (`m_quantile=0.99`) and accepts the clipped correction derived above: 1% of proposals are kept for
+# certain, the rest with probability $e^{d - \log M}$. This *rejection with a clipped bound* is our own
+# simplification; Azadi et al.'s DRS handles the same problem differently (last section).
 
 # %%
 n = ebmlib.pick(10_000, 2_000)
@@ -349,7 +351,7 @@ predicted_rate = torch.exp(logits - log_m).clamp(max=1).mean().item()
 stats_gen, stats_drs = toy.mode_stats(gen.x), toy.mode_stats(drs.x)
 print(f"log M = {log_m:.2f}; acceptance rate measured {drs.info['accept_rate']:.3f}, "
       f"predicted E[min(1, e^(d - log M))] = {predicted_rate:.3f}")
-for name, s in [("generator", stats_gen), ("DRS", stats_drs)]:
+for name, s in [("generator", stats_gen), ("clipped", stats_drs)]:
     print(f"{name:9s} modes {s['modes']:2d}/25  high quality {100 * s['hq_fraction']:5.1f}%  std {s['hq_std']:.3f}")
 # tolerance: 10%, or 4 standard deviations of a rate measured over at least max(10_000, n / rate) proposals
 tolerance = max(0.1 * predicted_rate,
@@ -358,8 +360,8 @@ assert abs(drs.info["accept_rate"] - predicted_rate) < tolerance, (drs.info["acc
 assert stats_drs["hq_fraction"] >= stats_gen["hq_fraction"], (stats_drs, stats_gen)
 
 # %% [markdown]
-# DRS raises the share of high-quality samples (within four standard deviations of a mode's centre)
-# above the generator's. The figure shows where that comes from. The third panel is the latent plane,
+# Rejection with the clipped bound raises the share of high-quality samples (within four standard
+# deviations of a mode's centre) above the generator's. The figure shows where that comes from. The third panel is the latent plane,
 # shaded by the acceptance probability $\min(1, e^{d(G(z))}/M)$ on a log scale (dark: accepted for
 # certain; white: below $10^{-3}$), with some of the latents DRS accepted in red. The light lines are the
 # latents that $G$ sends onto the bridges between modes: the discriminator scores them low, so they are
@@ -375,7 +377,7 @@ def log10_acceptance(z):
 
 fig, axes = plt.subplots(1, 4, figsize=(17, 4.3))
 plot.grid_scatter(axes[0], gen.x, "generator alone")
-plot.grid_scatter(axes[1], drs.x, "DRS (m_quantile = 0.99)")
+plot.grid_scatter(axes[1], drs.x, "clipped bound (m_quantile = 0.99)")
 cs = plot.contour(axes[2], log10_acceptance, lim=3.0, levels=20, cmap="Greys")
 plot.scatter(axes[2], drs.z[:3000], lim=3.0, s=2, alpha=0.5, color="C3")
 axes[2].set_title("latent plane: P(accept), accepted z")
@@ -390,6 +392,148 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
+# ## What these samplers sample: the mode weights of $p_t$
+#
+# The share of high-quality samples looks inside each mode. A sampler of $p_t$ must also give each mode
+# its *weight* under $p_t$, and to check that we need $p_t$'s mode weights from somewhere that does not
+# involve the sampler being judged. With a 2-D latent space we can compute them by quadrature: on a
+# lattice of $z$ points covering $[-6, 6]^2$, give each point the weight $p_0(z)\, e^{d(G(z))}$, normalise,
+# and add up the weights of the points whose $G(z)$ is nearest to each mode
+# (`ebmlib.samplers.reweight(..., lattice=True)`). Two lattices with random offsets give two
+# independent answers; their distance is the reference's own error. Plain importance sampling (the
+# same weights on $10^6$ random $z \sim p_0$) would be the choice in high dimensions, but here it is
+# unreliable: a few latents where $d \circ G$ is very large carry most of the weight.
+#
+# We compare mode histograms with the total-variation distance
+# $\mathrm{TV}(p, q) = \tfrac12 \sum_k |p_k - q_k|$ over the 25 modes, every sample counted at its nearest
+# mode. Even a perfect sampler shows some distance by chance: with $n$ independent draws, about
+# $\tfrac12 \sum_k \sqrt{2 p_k (1 - p_k)/(\pi n)}$.
+
+# %%
+reference = table1.reference_weights(G, d, seed=0, n_samples=n)
+pt_weights = torch.tensor(reference["weights"])
+uniform = torch.full((25,), 1 / 25)
+
+
+def tv_to_pt(x):
+    """Total variation between the mode weights of samples x (N, 2) and p_t's."""
+    return toy.total_variation(toy.mode_weights(x), pt_weights)
+
+
+print(f"p_t by quadrature: two lattices differ by TV {reference['reference_tv']:.4f}; {n:,} exact draws "
+      f"would differ by {reference['sampling_floor']:.3f} by chance")
+print(f"p_t's distance from the data's equal mode weights: TV {reference['data_tv']:.3f}; "
+      f"largest mode weight {pt_weights.max():.3f} (mode {pt_weights.argmax().item()}), smallest {pt_weights.min():.3f}")
+print(f"generator: TV to p_t {tv_to_pt(gen.x):.3f};  clipped-bound rejection: TV to p_t {tv_to_pt(drs.x):.3f}")
+assert reference["reference_tv"] < 0.2 * reference["sampling_floor"], reference
+
+# %% [markdown]
+# The reference is far more precise than any 10,000-sample histogram. And it shows that $p_t$ is not the
+# data distribution: one corner mode gets several times its share. That is the discriminator's doing,
+# not a sampler's: the generator reaches that mode's centre only from the far tail of the prior, where
+# $d$, trained on few fake samples there, is very large. An exact sampler of $p_t$ must reproduce this
+# excess; the clipped bound, which accepts every proposal above the 99% quantile of the logits at the
+# same rate, cannot, and sits far from $p_t$.
+#
+# ## DRS as Azadi et al. define it
+#
+# Discriminator rejection sampling (Azadi et al. 2019) keeps the lemma's bound at the largest logit seen
+# so far, $\log M = \max d$, and changes the acceptance test instead. With $a = d(x) - \log M \le 0$ it
+# accepts with probability $\sigma(F(x))$, where $\sigma$ is the logistic function and
+#
+# $$F(x) = a - \log\big(1 - e^{a - \epsilon}\big) - \gamma .$$
+#
+# Why this form? For $\gamma = 0$ and $\epsilon \to 0$,
+#
+# $$\sigma\big(a - \log(1 - e^{a})\big) = \frac{1}{1 + (1 - e^{a})\, e^{-a}} = e^{a},$$
+#
+# which is exactly the lemma's acceptance probability $e^{d}/M$. So $F$ is the *logit* of the exact
+# acceptance probability, and $\gamma$ shifts it: every proposal's odds of acceptance are multiplied by
+# $e^{-\gamma}$. Azadi et al. set $\gamma$ so that the proposals at the 95th percentile of $F$ are accepted
+# half the time; $\epsilon$ keeps the logarithm finite at the maximum. A negative $\gamma$ raises the
+# acceptance rate well above $Z_0/M$, at the price of exactness: the accepted samples no longer follow
+# $p_t$ but a flattened version of it, $\propto p_0\, \sigma(\text{logit}(e^{a}) - \gamma)$.
+
+# %%
+
+
+a_grid = torch.linspace(-10, -1e-3, 200)
+identity_gap = (ebmlib.samplers.drs_log_acceptance(a_grid, 0.0, gamma=0.0, epsilon=0.0) - a_grid.double()).abs().max().item()
+print(f"sigma(a - log(1 - e^a)) against e^a, largest gap in log space: {identity_gap:.1e}")
+assert identity_gap < 1e-9  # an identity, checked to rounding
+
+azadi = ebmlib.sample("drs", G, d, n, seed=4, shift_quantile=0.95)
+stats_azadi = toy.mode_stats(azadi.x)
+print(f"DRS (Azadi et al., gamma at the 95th percentile of F): gamma {azadi.info['gamma']:.2f}, log M "
+      f"{azadi.info['log_m']:.2f}, acceptance {azadi.info['accept_rate']:.3f} (exact: {exact_rate:.1e})")
+print(f"  high quality {100 * stats_azadi['hq_fraction']:.1f}%, modes {stats_azadi['modes']}/25, "
+      f"TV to p_t {tv_to_pt(azadi.x):.3f}")
+assert azadi.info["accept_rate"] > ebmlib.pick(30, 10) * exact_rate, (azadi.info, exact_rate)
+assert stats_azadi["hq_fraction"] > stats_gen["hq_fraction"]
+
+# %% [markdown]
+# DRS accepts tens of times more often than exact rejection would, and its samples are as clean
+# as the clipped bound's; like it, it does not reproduce $p_t$'s mode weights. Both are useful samplers
+# of *something close to* $p_t$ inside each mode, not of $p_t$.
+#
+# ## Independent Metropolis-Hastings: MH-GAN
+#
+# Rejection sampling throws proposals away. Metropolis-Hastings keeps a chain instead: from the current
+# state $x$, propose $x'$ from a proposal $q(x' \mid x)$ and move with probability
+#
+# $$\alpha(x, x') = \min\Big(1, \frac{\pi(x')\, q(x \mid x')}{\pi(x)\, q(x' \mid x)}\Big),$$
+#
+# which makes $\pi$ invariant whatever $q$ is (detailed balance). MH-GAN (Turner et al. 2019) takes the
+# *independent* proposal $q(x' \mid x) = p_g(x')$, a fresh generator sample, and the target
+# $\pi = p_g e^{d}/Z_0$. Then $p_g$ cancels once more:
+#
+# $$\alpha(x, x') = \min\Big(1, \frac{p_g(x')\, e^{d(x')}\, p_g(x)}{p_g(x)\, e^{d(x)}\, p_g(x')}\Big) = \min\big(1, e^{d(x') - d(x)}\big),$$
+#
+# the ratio of the discriminator's density ratios at the two points. No bound $M$ is needed, and no
+# proposal is wasted on a chain that has nowhere better to go. Two consequences follow from the formula.
+# First, the chain is only as right as $d$ is calibrated: a raw discriminator's logit is not
+# $\log p_\text{data}/p_g$, and the chain then samples $p_g e^{d}$ for the wrong $d$. Second, Turner et al.
+# start each chain at a *real* sample: if $d$ were exact, $\pi$ would be $p_\text{data}$ and a real sample
+# would already be a draw of it, so the chain would need no burn-in. A chain that never accepts a
+# proposal would return its real start; `ebmlib` runs such chains again from a generator sample.
+
+# %%
+real = toy.sample_grid25(n, torch.Generator().manual_seed(11))
+mh_steps = [1, 10, 50, 200]
+mh_tv = {"generator start": [], "real start": []}
+for steps in mh_steps:
+    from_gen = ebmlib.sample("mh", G, d, n, seed=3, steps=steps)
+    from_real = ebmlib.sample("mh", G, d, n, seed=3, steps=steps, x0=real)
+    mh_tv["generator start"].append(tv_to_pt(from_gen.x))
+    mh_tv["real start"].append(tv_to_pt(from_real.x))
+    print(f"{steps:4d} steps: TV to p_t from generator starts {mh_tv['generator start'][-1]:.3f}, from real starts "
+          f"{mh_tv['real start'][-1]:.3f} ({from_real.info['restarted']:,} of {n:,} chains never left their real start)")
+mh_raw = ebmlib.sample("mh", G, D, n, seed=3, steps=50)
+mh_cal = ebmlib.sample("mh", G, d, n, seed=3, steps=50)
+hq_raw, hq_cal = toy.mode_stats(mh_raw.x)["hq_fraction"], toy.mode_stats(mh_cal.x)["hq_fraction"]
+print(f"MH-GAN, 50 steps, with the GAN's raw D: high quality {100 * hq_raw:.1f}%; with the calibrated d: "
+      f"{100 * hq_cal:.1f}%")
+
+fig, ax = plt.subplots(figsize=(5, 3.4))
+for name, values in mh_tv.items():
+    ax.plot(mh_steps, values, "o-", label=name)
+ax.axhline(reference["sampling_floor"], color="grey", ls=":", label="chance floor")
+ax.set_xscale("log"), ax.set_xlabel("MH steps"), ax.set_ylabel("TV to p_t (mode weights)"), ax.legend()
+plt.tight_layout()
+plt.show()
+
+assert mh_tv["generator start"][-1] < mh_tv["generator start"][0] - ebmlib.pick(0.05, 0.0), mh_tv
+assert hq_cal > hq_raw + ebmlib.pick(0.2, 0.0), (hq_raw, hq_cal)
+
+# %% [markdown]
+# Three measured lessons. The chains approach $p_t$'s mode weights as they run longer, but slowly: the
+# excess mass of $p_t$ sits where the generator rarely proposes, and an independent proposal reaches it
+# only as often as $p_g$ puts mass there. Starting at real samples does not help here, because $d$ is not
+# exact: real points carry logits far above those of typical proposals, so many chains never move in the
+# first steps and must be restarted. And calibration decides what the chain samples: with the GAN's raw
+# discriminator MH-GAN leaves far more samples off the modes.
+
+# %% [markdown]
 # ## Summary
 #
 # - Rejection sampling needs only the ratio of target to proposal, up to a constant. With the generator
@@ -401,10 +545,17 @@ plt.show()
 #   latents passed a KS test against $p_t$, their images matched $p^*_d$, and the measured acceptance
 #   rates matched $Z_0/M$ for several $M$.
 # - A bound $M$ below $\sup e^{d}$ clips the correction, giving $\propto p_0 \min(e^{d \circ G}, M)$;
-#   this is what practical DRS does on purpose, because the exact $M$ is set by a few extreme logits.
-# - On the 25-Gaussian grid, DRS with a calibrated discriminator raised the share of high-quality
-#   samples above the generator's, but exact DRS would have needed a very large number of proposals
-#   per sample. Chapter 05 samples the same $p_t$ with Langevin dynamics instead, without rejections.
+#   rejection with a clipped bound does this on purpose, because the exact $M$ is set by a few extreme logits.
+# - On the 25-Gaussian grid, rejection with a calibrated discriminator raised the share of high-quality
+#   samples above the generator's, but exact rejection would have needed a very large number of proposals
+#   per sample.
+# - $p_t$'s mode weights, computed by quadrature over the latent plane, are the sampler-free reference.
+#   They differ from the data's: the calibrated $d$ is too large where the generator rarely goes.
+# - DRS (Azadi et al.) is rejection with the acceptance logit shifted by $\gamma$: for $\gamma = 0$ it is
+#   exact. The shift buys a usable acceptance rate and gives up $p_t$'s mode weights.
+# - MH-GAN is independent Metropolis-Hastings with the generator as proposal; its acceptance ratio is
+#   $e^{d(x') - d(x)}$. It needs a calibrated $d$, and it approaches $p_t$'s mode weights only slowly where
+#   $p_g$ rarely proposes. Chapter 05 samples the same $p_t$ with Langevin dynamics.
 #
 # ## Exercises
 #
@@ -413,10 +564,13 @@ plt.show()
 # 2. Make the test generator non-monotone, for example $G(z) = z^2 - 1$. Which parts of the lemma still
 #    hold, and which of this chapter's checks must change? (Hint: $p_g$ now needs the sum over both
 #    preimages of $x$.)
-# 3. On the grid, calibrate with `method="head"` instead of fine-tuning and compare $\max d$, the exact
+# 3. On the grid, calibrate with `method="head"` instead of the Fourier residual and compare $\max d$, the exact
 #    acceptance rate and the DRS mode statistics. Then run DRS with `m_quantile` 0.9, 0.99 and 1.0 (only
 #    if the exact rate is not tiny!) and plot the share of high-quality samples against the acceptance
 #    rate.
 # 4. Show that with the optimal discriminator the acceptance rate of exact DRS is
 #    $1/\sup_x (p_\text{data}(x)/p_g(x))$. What does this say about a generator that misses a mode by
 #    a little, and one that misses it entirely?
+# 5. Run DRS with `shift_quantile` 0.5, 0.8, 0.95 and 0.99 and plot the acceptance rate against the TV
+#    distance to $p_t$. Which $\gamma$ gives exact rejection, and why is it not reachable with a quantile
+#    of $F$ here?

@@ -20,7 +20,7 @@
 # Chapter 04 showed that a trained pair (G, D) defines a better sampler than G alone: draw
 # $z \sim p_0$, keep it with probability $e^{d(G(z))}/M$. The kept latents follow
 #
-# $$p_t(z) = \frac{p_0(z)\, e^{d(G(z))}}{Z}, \qquad G_\# p_t = p^*_d = \frac{p_g\, e^{d}}{Z_0},$$
+# $$p_t(z) = \frac{p_0(z)\, e^{d(G(z))}}{Z_0}, \qquad G_\# p_t = p^*_d = \frac{p_g\, e^{d}}{Z_0},$$
 #
 # and $p^*_d = p_\text{data}$ when $d$ is the optimal logit. Rejection pays for this with proposals:
 # the acceptance rate is $Z_0 / M$, and in high dimensions a few large logits make $M$ huge and the rate
@@ -31,13 +31,18 @@
 # %%
 # %config InlineBackend.figure_formats = ['png']
 import inspect
-import os
+import json
+import time
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
+from torch import nn
 
 import ebmlib
 from ebmlib import plot, toy
+from ebmlib.energy import LogRatio
+from ebmlib.nets import NoisyGenerator
 from ebmlib.recipes import table1
 
 plot.use_style()
@@ -48,7 +53,7 @@ print("smoke mode" if SMOKE else "full mode")
 # %% [markdown]
 # ## The latent energy
 #
-# Write $p_t(z) = e^{-E(z)}/Z$. With the standard normal prior $p_0(z) = \mathcal N(0, I)$,
+# Write $p_t(z) = e^{-E(z)}/Z_0$ (the same normaliser: $\int p_0\, e^{d \circ G}\, dz = \mathbb E_{p_g}[e^{d}] = Z_0$). With the standard normal prior $p_0(z) = \mathcal N(0, I)$,
 #
 # $$E(z) = -\log p_0(z) - d(G(z)) = \tfrac12 \lVert z \rVert^2 - d(G(z)) + \text{const}.$$
 #
@@ -105,13 +110,15 @@ calibration = {**table1.CALIBRATION, **({} if not SMOKE else {"steps": 300})}
 G, D, history = table1.train_pair(seed=0, train=train, progress=False)
 d = ebmlib.calibrate(D, G, toy.sample_grid25, seed=0, progress=False, **calibration)
 print(f"trained in {history['seconds']:.1f} s; final losses D {history['d_loss'][-1]:.3f}, G {history['g_loss'][-1]:.3f}")
+print("nets:", table1.NETS)
 print("calibration:", calibration)
 
 # %% [markdown]
-# How much does the form of the calibration matter? DRS with $M$ at the maximum logit samples $p_t$
-# exactly (chapter 04), so the share of high-quality DRS samples is the *ceiling* of any sampler of
-# $p_t$: it measures $d$, not the sampler. We compute it for the residual calibration and for
-# fine-tuning $D$ itself with the same loss, twice the steps.
+# How much does the form of the calibration matter? Rejection with $M$ at the maximum logit samples
+# $p_t$ exactly (chapter 04); with $M$ at the 99.9% quantile of the logits it comes close inside the
+# modes, so its share of high-quality samples is nearly the *ceiling* of any sampler of $p_t$: it
+# measures $d$, not the sampler. We compute it for the residual calibration and for fine-tuning $D$
+# itself with the same loss, twice the steps.
 
 # %%
 d_finetuned = ebmlib.calibrate(D, G, toy.sample_grid25, seed=0, progress=False, method="finetune",
@@ -121,7 +128,7 @@ ceiling = {}
 for name, logit in [("fine-tuned D", d_finetuned), ("D + Fourier residual", d)]:
     s = toy.mode_stats(ebmlib.sample("drs", G, logit, n_ceiling, seed=7, m_quantile=0.999).x)
     ceiling[name] = s["hq_fraction"]
-    print(f"DRS with {name:21s}: modes {s['modes']:2d}/25  high quality {100 * s['hq_fraction']:5.1f}%  "
+    print(f"rejection with {name:21s}: modes {s['modes']:2d}/25  high quality {100 * s['hq_fraction']:5.1f}%  "
           f"std {s['hq_std']:.3f}")
 if not SMOKE:
     assert ceiling["D + Fourier residual"] >= ceiling["fine-tuned D"] + 0.01, ceiling
@@ -183,29 +190,41 @@ plt.show()
 # would climb out of the well, so $p_t$ stays exactly invariant.
 #
 # Three checks, with the same calibrated $d$: ULA and MALA at the same step; MALA against DRS and
-# independent Metropolis-Hastings (MH-GAN, which proposes from the generator and accepts with
-# $\min(1, e^{d(x') - d(x)})$), which target the same $p_t$ by different routes; and the energy along the
-# chains, which falls from its value under the prior as the chains leave their starting distribution.
+# independent Metropolis-Hastings (MH-GAN, chapter 04), which aim at the same $p_t$ by different routes;
+# and the energy along the chains, which falls from its value under the prior as the chains leave their
+# starting distribution. Each sampler is also judged by what it samples: the total-variation distance
+# between its 25 mode weights and $p_t$'s, which chapter 04 computes by quadrature over the latent plane,
+# with no sampler involved.
 
 # %%
 ula = ebmlib.sample("ddls", G, d, n, seed=1, **{**ddls_options, "mala": False})
 drs = ebmlib.sample("drs", G, d, n, seed=2, **table1.SAMPLER_OPTIONS["drs"])
 mh = ebmlib.sample("mh", G, d, n, seed=3, **table1.SAMPLER_OPTIONS["mh"])
-rows = [("generator", gen), ("DDLS, ULA", ula), ("DDLS, MALA", ddls), ("DRS", drs), ("MH-GAN", mh)]
+mh_long = ebmlib.sample("mh", G, d, n, seed=3, steps=500)
+long_steps = ebmlib.pick(1000, 200)
+mala_long = ebmlib.sample("ddls", G, d, n, seed=5, steps=long_steps, step_size=1e-2, mala=True)
+rows = [("generator", gen), ("DDLS, ULA", ula), ("DDLS, MALA", ddls), ("DRS", drs), ("MH-GAN", mh),
+        ("MH-GAN, 500 steps", mh_long), (f"MALA 0.01 x {long_steps}", mala_long)]
+reference = table1.reference_weights(G, d, seed=0, n_samples=n)
+pt_weights = torch.tensor(reference["weights"])
 stats = {name: toy.mode_stats(out.x) for name, out in rows}
+tv = {name: toy.total_variation(toy.mode_weights(out.x), pt_weights) for name, out in rows}
 for name, out in rows:
     s = stats[name]
     extra = f"  acceptance {out.info['accept_rate']:.2f}" if "accept_rate" in out.info else ""
-    print(f"{name:11s} modes {s['modes']:2d}/25  high quality {100 * s['hq_fraction']:5.1f}%  "
-          f"fewest on a mode {min(s['counts']):4d}{extra}")
+    print(f"{name:18s} modes {s['modes']:2d}/25  high quality {100 * s['hq_fraction']:5.1f}%  "
+          f"fewest on a mode {min(s['counts']):4d}  TV to p_t {tv[name]:.3f}  {out.seconds:5.1f} s{extra}")
+print(f"p_t by quadrature: TV to the data's weights {reference['data_tv']:.3f}; two lattices differ by "
+      f"{reference['reference_tv']:.4f}; {n:,} exact draws would differ from p_t by {reference['sampling_floor']:.3f}")
 
 trace = torch.tensor(ddls.info["energy_trace"])
 z_start = ddls.info["snapshots"][0][1]
 print(f"mean energy along the MALA chains: start {trace[0]:.2f}, middle {trace[len(trace) // 2]:.2f}, "
       f"end {trace[-1]:.2f}")
-print(f"mean distance a chain moved in latent space: {(ddls.z - z_start).norm(dim=1).mean():.3f}")
+print(f"mean distance a chain moved in latent space: {(ddls.z - z_start).norm(dim=1).mean():.3f} in 160 steps, "
+      f"{(mala_long.z - ebmlib.sample('generator', G, None, n, seed=5).z).norm(dim=1).mean():.3f} in the long run")
 
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+fig, axes = plt.subplots(1, 3, figsize=(15, 3.4))
 modes = range(25)
 axes[0].bar([m - 0.2 for m in modes], stats["DDLS, ULA"]["counts"], width=0.4, label="ULA")
 axes[0].bar([m + 0.2 for m in modes], stats["DDLS, MALA"]["counts"], width=0.4, label="MALA")
@@ -213,26 +232,47 @@ axes[0].set_xlabel("mode"), axes[0].set_ylabel("high-quality samples"), axes[0].
 axes[0].set_title("samples per mode, same step size")
 axes[1].plot(trace.numpy())
 axes[1].set_xlabel("Langevin step"), axes[1].set_ylabel("mean E(z) over chains"), axes[1].set_title("energy trace (MALA)")
+for name, marker in [("DDLS, MALA", "o"), ("MH-GAN, 500 steps", "s"), ("generator", "x")]:
+    axes[2].plot(modes, toy.mode_weights(dict(rows)[name].x).numpy(), marker, ms=4, label=name)
+axes[2].plot(modes, pt_weights.numpy(), "k_", ms=12, mew=2, label="p_t (quadrature)")
+axes[2].set_xlabel("mode"), axes[2].set_ylabel("weight"), axes[2].set_title("mode weights against p_t")
+axes[2].legend(fontsize=8)
 plt.tight_layout()
 plt.show()
 
 assert trace[-1] < trace[0] - 0.5, "the chains' energy should fall well below its value under the prior"
 assert stats["DDLS, MALA"]["hq_fraction"] > stats["generator"]["hq_fraction"]
+assert reference["reference_tv"] < 0.2 * reference["sampling_floor"], reference
 if not SMOKE:  # the smoke run's GAN is trained for a few hundred steps only: too crude for these claims
     assert 0.3 < ddls.info["accept_rate"] < 0.98, "a useful MALA step is neither always rejected nor always accepted"
     rarest = {name: min(stats[name]["counts"]) for name in ("DDLS, ULA", "DDLS, MALA")}
     assert rarest["DDLS, MALA"] >= rarest["DDLS, ULA"], f"MALA should keep the rarest mode at least as well: {rarest}"
     gap = abs(stats["DDLS, MALA"]["hq_fraction"] - stats["DRS"]["hq_fraction"])
-    assert gap < 0.03, f"DDLS (MALA) and DRS sample the same p_t, yet differ by {gap:.3f} in high-quality share"
+    assert gap < 0.03, f"inside the modes DDLS (MALA) and DRS should agree, yet differ by {gap:.3f}"
+    # no sampler here reproduces p_t's mode weights: every one is many chance floors away
+    assert min(tv.values()) > 5 * reference["sampling_floor"], (tv, reference["sampling_floor"])
+    # running MH-GAN ten times longer moves its weights towards p_t
+    assert tv["MH-GAN, 500 steps"] < tv["MH-GAN"] - 0.03, tv
 
 # %% [markdown]
-# MALA and DRS agree, as two samplers of one distribution should, and ULA with the same steps keeps fewer
-# samples on the rarest modes. The distance the chains move is small: in 160 steps a chain refines its
-# sample locally, out of a bridge and into the nearest mode's well, and rarely crosses to another mode.
-# The global balance between modes comes mostly from where the chains start, the prior, reweighted
-# inside each basin. That is enough here because the generator puts *some* mass near every mode, even
-# on the modes it makes too rarely to count as recovered: DDLS moves those near misses onto the mode. It
-# is also why DDLS cannot bring back a mode the generator has lost entirely (exercise 4).
+# Inside the modes the samplers agree: MALA and DRS put the same share of their samples within four
+# standard deviations of a mode, and ULA with the same steps keeps fewer samples on the rarest modes.
+# Across the modes they do not, and none of them samples $p_t$: each is many times the chance floor away
+# from $p_t$'s mode weights. The right panel shows why. $p_t$ gives one corner mode several times its
+# share, because the generator reaches that mode's centre only from the far tail of the prior, where the
+# calibrated $d$ is very large (chapter 04); a chain started from the prior has to travel there, and an
+# independent proposal lands there as rarely as $p_g$ does.
+#
+# Seed 0 is the hardest of the five pairs in this respect; Table 1 below shows the others.
+#
+# So read DDLS as tuned here for what it is. In 160 steps a chain moves its latent by a fraction of the
+# prior's scale: it refines its sample locally, out of a bridge and into the nearest mode's well, and
+# rarely crosses to another mode. That is a *local refiner*: the balance between modes comes mostly from
+# where the chains start, the prior, reweighted inside each basin. A ten times longer MALA run moves the
+# latents further without closing the gap to $p_t$; MH-GAN, whose proposals jump anywhere, closes part of
+# it when run ten times longer. The DDLS paper's promise, a sampler of $p_t$, holds in the limit of long
+# chains; what a finite chain delivers is measured here, not assumed. It is also why DDLS cannot bring
+# back a mode the generator has lost entirely, unless the latent space is extended (the last section).
 
 # %% [markdown]
 # ## Table 1
@@ -240,73 +280,191 @@ if not SMOKE:  # the smoke run's GAN is trained for a few hundred steps only: to
 # The paper's Table 1 compares the generator alone, DRS and DDLS on the same trained pairs: the number
 # of recovered modes (here: modes with at least 20 high-quality samples), the share of high-quality
 # samples (within four standard deviations, 0.2, of the nearest mode's centre), and the standard
-# deviation of the high-quality samples around their centres. We add MH-GAN. Each method draws 10,000
-# samples from each of five independently trained and calibrated pairs; the table reports the mean and
-# standard deviation over the seeds. (The command line prints the same table, with two more rows for a
-# WGAN, which chapter 06 explains: `python -m ebmlib toy-table --seeds 5`.) The five pairs are trained in
-# parallel, one process per CPU core.
+# deviation of the high-quality samples around their centres. We add MH-GAN, DDLS as the paper writes it
+# (unadjusted Langevin at $\varepsilon = 0.01$, no decay, 1,000 steps), and two columns that judge what
+# each sampler samples: the total-variation distance of its mode weights to $p_t$'s (by quadrature, per
+# seed) and to the data's equal weights. Each method draws 10,000 samples from each of five
+# independently trained and calibrated pairs; the table reports the mean and standard deviation over
+# the seeds, and the seconds each sampler took per seed on two CPU cores.
+#
+# The five-seed table takes about a quarter of an hour on two cores, longer than a chapter should, so it
+# is a benchmark: `make toy-table` (that is, `python -m ebmlib toy-table --seeds 5 --json ...`) writes
+# `benchmarks/results/toy_table_cpu.json`, which this chapter reads in full mode, and the test suite
+# checks that the file was made with today's settings. The smoke run computes a one-seed table live.
 
 # %%
+TABLE_JSON = Path("..") / "benchmarks" / "results" / "toy_table_cpu.json"
 if SMOKE:
     records = table1.table1(seeds=1, n_samples=2_000, train={"steps": 600}, calibration={"steps": 300},
-                               sampler_options={"mh": {"steps": 30}}, wgan=False)
+                            sampler_options={"mh": {"steps": 30}, "ddls_paper": {"steps": 100}},
+                            reference={"n": 100_000}, wgan=False)
 else:
-    records = table1.table1(seeds=5, n_samples=10_000, wgan=False, workers=min(5, os.cpu_count() or 1))
+    saved = json.loads(TABLE_JSON.read_text())
+    records = [r for r in saved["records"] if not r["method"].startswith("wgan")]
+    print(f"{TABLE_JSON.name}: {saved['meta']['seeds']} seeds, {saved['meta']['n_samples']:,} samples per method, "
+          f"{saved['meta']['total_seconds']:.0f} s on {saved['meta']['cpus']} CPU cores, torch {saved['meta']['torch']}")
+    assert records[0]["options"] == {} and {r["method"]: r["options"] for r in records if r["method"] != "reference"} == {
+        m: table1.SAMPLER_OPTIONS[m] for m in ("generator", "drs", "mh", "ddls_paper", "ddls")}, "rerun make toy-table"
 print(table1.format_table(records))
 row = {r["method"]: r for r in records}
+best_ddls = min(("ddls", "ddls_paper"), key=lambda m: row[m]["mode_tv_mean"])
+tv_gap = row[best_ddls]["mode_tv_mean"] - row["mh"]["mode_tv_mean"]
+print(f"best DDLS row by TV to p_t: {row[best_ddls]['name']}, {row[best_ddls]['mode_tv_mean']:.3f}; "
+      f"MH-GAN {row['mh']['mode_tv_mean']:.3f}; difference {tv_gap:+.3f}")
+# paired over seeds: DDLS as tuned against MH-GAN, TV to p_t
+paired = [a["mode_tv"] - b["mode_tv"] for a, b in zip(row["ddls"]["per_seed"], row["mh"]["per_seed"])]
+print("TV to p_t, DDLS (tuned) minus MH-GAN, per seed:", ", ".join(f"{v:+.3f}" for v in paired))
 
 # %% [markdown]
 # The paper reports, for its generator / DRS / DDLS: 24.8 modes for all three, 70% / 90% / 98% high
-# quality. Three things to read in our table. First, DRS and MH-GAN are exact (or nearly exact) samplers
-# of $p_t$, so their row is the ceiling that any sampler of $p_t$ can reach with this $d$: it measures the
-# discriminator, not the sampler, and with the calibrated $d$ it sits above 99%. Second, DDLS with the
-# Metropolis correction comes within about a point of that ceiling, at least 98% on average, and keeps
-# every mode, starting from a generator with about half its samples off the modes. Third, the spread of
-# the high-quality samples: the generator's is too wide, and all three samplers of $p_t$ bring it to the
-# data's 0.05. Our DRS row is higher than the paper's 90% because our $d$ is calibrated with a residual
-# and our DRS uses a high quantile of the logits as $M$; the paper's DRS used the GAN's discriminator.
+# quality. What our table shows, row by row:
+#
+# - **Inside the modes**, DDLS as tuned (MALA, decaying step) keeps every mode and at least 98% of its
+#   samples on them, from a generator with about half its samples off the modes; DRS and MH-GAN do as
+#   well, and all three bring the spread of the high-quality samples to the data's 0.05.
+# - **DDLS as the paper writes it**, unadjusted Langevin at a constant $\varepsilon = 0.01$ for 1,000 steps,
+#   loses most modes on this grid: its steps are too coarse for the narrow wells of a 2-D latent space
+#   (the ULA section above), and running longer does not help, because ULA converges to its own, biased,
+#   distribution, whose mass collects in a few wide wells.
+# - **Across the modes**, the samplers split in two. MH-GAN, whose proposals can land anywhere, comes
+#   closest to $p_t$'s mode weights. DDLS as tuned stays where the generator is: its distance to $p_t$
+#   differs from the generator's by a few hundredths on every seed, because its short chains refine
+#   each sample inside the basin where it starts. DRS, with its shifted acceptance, is not closer either.
+# - **The fidelity target**, the best DDLS setting's distance to $p_t$ within 0.05 of MH-GAN's, is not
+#   met: the tuned DDLS is farther from $p_t$ than MH-GAN by the mean difference printed above (per
+#   seed beside it). The quadrature reference is exact to a thousandth, far below the 0.02 that 10,000
+#   exact draws would show by chance, so the gap is the samplers', not the reference's.
+#
+# The seconds column was measured on two cores shared with other jobs, so read it as relative cost: the
+# paper's 1,000 unadjusted steps cost several times the tuned 160 MALA steps. Our DRS row is higher than
+# the paper's 90% because our $d$ is calibrated with a residual; the paper's DRS used the GAN's
+# discriminator.
 
 # %%
 if SMOKE:
     assert row["ddls"]["hq_mean"] > row["generator"]["hq_mean"]
+    assert row["reference"]["mode_tv_mean"] < row["reference"]["sampling_floor_mean"]
 else:
-    assert row["ddls"]["hq_mean"] >= row["generator"]["hq_mean"] + 0.2, (row["generator"], row["ddls"])
+    def per_seed(method, key):
+        return [s[key] for s in row[method]["per_seed"]]
+
+    # paired over the five seeds: DDLS raises the share of high-quality samples on every pair
+    gains = [a - b for a, b in zip(per_seed("ddls", "hq_fraction"), per_seed("generator", "hq_fraction"))]
+    assert min(gains) >= 0.2, gains
     assert abs(row["ddls"]["hq_mean"] - row["drs"]["hq_mean"]) < 0.02, (row["drs"], row["ddls"])
     # the paper's bar: at least 98% high-quality samples and no mode lost (24.8 of 25 on average)
     assert row["ddls"]["hq_mean"] >= 0.98 and row["ddls"]["modes_mean"] >= 24.8, row["ddls"]
+    # the unadjusted paper setting loses at least ten modes on every seed
+    assert max(per_seed("ddls_paper", "modes")) <= 15, per_seed("ddls_paper", "modes")
+    # the reference is exact to far below the chance floor
+    assert row["reference"]["mode_tv_mean"] < 0.1 * row["reference"]["sampling_floor_mean"]
+    # DDLS as tuned keeps the generator's mode weights: its TV to p_t is the generator's, seed by seed
+    local = [a - b for a, b in zip(per_seed("ddls", "mode_tv"), per_seed("generator", "mode_tv"))]
+    assert max(abs(v) for v in local) < 0.04, local
+    # and it misses the fidelity target: farther from p_t than MH-GAN by 0.05 to 0.15 on average
+    assert 0.05 < sum(paired) / len(paired) < 0.15, paired
 
 # %% [markdown]
-# ## The swiss roll
+# ## Pixel space or latent space?
 #
-# On the swiss roll the generator smears mass across the gaps between the turns of the spiral. DDLS
-# with the calibrated discriminator pulls the samples back onto the curve. As a measure we take the
-# distance from each sample to the nearest of 20,000 fresh data points: small for samples on the roll,
-# large for samples in the gaps.
+# Why run the chains in the latent space at all? The target $p^*_d = p_g e^{d}/Z_0$ lives in the data
+# space, and Langevin dynamics could run there on $-\log p_g(x) - d(x)$, if $\log p_g$ were known. For an
+# implicit generator it is not: that is the first reason. To see what else differs, give the data-space
+# sampler every advantage. On the grid we know $\log p_\text{data}$ exactly, so we run MALA in the data
+# space on $-\log p_\text{data}(x)$ itself, the target that $p^*_d$ approximates, from the same starting
+# points $G(z_0)$ as the latent chains, and put it side by side with MALA in the latent space
+# (the calibrated $d$, $\varepsilon = 0.01$). We record the share of high-quality samples and the distance
+# of the mode weights to the data's after 10, 100 and 1,000 steps.
 
 # %%
-G2, D2, _ = table1.train_pair(seed=0, dataset="swiss_roll", train=train, progress=False)
-d2 = ebmlib.calibrate(D2, G2, toy.sample_swiss_roll, seed=0, progress=False, **calibration)
-roll_gen = ebmlib.sample("generator", G2, d2, n, seed=4)
-roll_ddls = ebmlib.sample("ddls", G2, d2, n, seed=4, **ddls_options)
-reference = toy.sample_swiss_roll(20_000, torch.Generator().manual_seed(5))
+n_mix = ebmlib.pick(4_000, 500)
+z0 = ebmlib.sample("generator", G, None, n_mix, seed=9).z
+with torch.no_grad():
+    x0 = G(z0)
+data_weights = torch.full((25,), 1 / 25)
+mixing = {"data space": [], "latent space": []}
+mix_steps = [10, 100, 1000]
+for steps in mix_steps:
+    start = time.perf_counter()
+    pixel = ebmlib.langevin(lambda x: -toy.grid25_log_prob(x), x0, steps=steps, step_size=1e-3, mala=True,
+                            generator=torch.Generator().manual_seed(1))
+    pixel_s = time.perf_counter() - start
+    latent = ebmlib.sample("ddls", G, d, n_mix, seed=1, z0=z0, steps=steps, step_size=1e-2, mala=True)
+    for space, x, secs in [("data space", pixel.z, pixel_s), ("latent space", latent.x, latent.seconds)]:
+        tv_data = toy.total_variation(toy.mode_weights(x), data_weights)
+        mixing[space].append((toy.mode_stats(x)["hq_fraction"], tv_data))
+        print(f"{space:12s} {steps:5d} steps: high quality {100 * mixing[space][-1][0]:5.1f}%, TV to the data's "
+              f"weights {tv_data:.3f}  ({secs:.1f} s)")
+tv_start = toy.total_variation(toy.mode_weights(x0), data_weights)
+print(f"at the start (the generator's samples): TV to the data's weights {tv_start:.3f}")
+moved = [abs(tv - tv_start) for space in mixing for _, tv in mixing[space]]
+assert mixing["data space"][0][0] >= 0.99, mixing["data space"]
+assert max(moved) < ebmlib.pick(0.03, 0.06), moved
 
+# %% [markdown]
+# With the exact score the data-space chains reach almost perfect quality within ten steps, faster than
+# the latent chains, which must pull the score back through the generator. Neither moves the mode
+# weights: on this grid two modes are separated by a barrier of about 50 nats in the data space, and the
+# latent chains, as the previous sections showed, move locally too. So the latent space does not buy
+# mixing between modes here. What it buys is the target itself: the latent energy needs only $d$ and the
+# prior, never $\log p_g$, and in high dimensions it is a smooth function of a few hundred variables
+# instead of a density over thousands of pixels that is concentrated near the generator's manifold.
+#
+# ## When the generator misses the data: the extended latent space
+#
+# Everything so far assumes that $p_g > 0$ wherever $p_\text{data} > 0$: $e^{d}$ can reweight mass, not
+# create it. A generator whose outputs lie on a thin set breaks this. Take a 1-D latent and
+# $G(z) = (1.5 z, 0)$: every sample lies on the horizontal axis, and no $d$ can move DDLS off it, so at
+# most the five modes on the axis can be reached.
+#
+# The DDLS paper's Corollary 2 repairs this by extending the latent space. Add a second latent
+# $z' \sim \mathcal N(0, I)$ of the data's size and define $G'(z, z') = G(z) + \sigma z'$. Its law
+# $p_{g'} = p_g * \mathcal N(0, \sigma^2 I)$ has full support, so the optimal logit of a discriminator
+# trained against $G'$, $d' = \log p_\text{data}/p_{g'}$, is finite and $p_{g'} e^{d'} = p_\text{data}$.
+# The rejection-sampling lemma applies to $G'$ with the prior $p_0(z)\, p_0(z')$, so DDLS on the joint
+# latent samples
+#
+# $$p_t(z, z') \propto p_0(z)\, p_0(z')\, e^{d'(G(z) + \sigma z')}, \qquad G'_\# p_t = p_\text{data}.$$
+#
+# The chains use the noise coordinates to leave the generator's support, at the price of the prior on
+# $z'$: the correction stays "close to $G$" in the sense that large noise is costly. Here both densities
+# are known, so we use the exact $d'$ (`ebmlib.energy.LogRatio`) and `ebmlib.nets.NoisyGenerator`.
 
-def distance_to_data(x):
-    return torch.cdist(x, reference).min(dim=1).values
+# %%
+line = nn.Linear(1, 2, bias=False).requires_grad_(False)
+line.weight.copy_(torch.tensor([[1.5], [0.0]]))
+line.latent_dim = 1
+SIGMA = 1.0
+noisy_scale = torch.tensor([(1.5 ** 2 + SIGMA ** 2) ** 0.5, SIGMA])
+noisy_law = torch.distributions.Independent(torch.distributions.Normal(torch.zeros(2), noisy_scale), 1)
+d_exact = LogRatio(toy.grid25_log_prob, noisy_law.log_prob)  # d' = log p_data - log p_g'
+G_extended = NoisyGenerator(line, data_dim=2, sigma=SIGMA)
 
+n_line = 5_000  # 200 a mode on average: even the smoke run counts all 25
+line_opts = dict(steps=300, step_size=1e-3, mala=True)
+on_line = ebmlib.sample("ddls", line, d_exact, n_line, seed=0, **line_opts)
+extended = ebmlib.sample("ddls", G_extended, d_exact, n_line, seed=0, **line_opts)
+corollary = {}
+for name, out in [("G alone, z", on_line), ("extended, (z, z')", extended)]:
+    s = toy.mode_stats(out.x)
+    corollary[name] = s
+    print(f"DDLS with {name:18s}: modes {s['modes']:2d}/25, high quality {100 * s['hq_fraction']:5.1f}%, "
+          f"TV to the data's weights {toy.total_variation(toy.mode_weights(out.x), data_weights):.3f}, "
+          f"acceptance {out.info['accept_rate']:.2f}")
 
-dist_gen, dist_ddls = distance_to_data(roll_gen.x), distance_to_data(roll_ddls.x)
-print(f"mean distance to the data: generator {dist_gen.mean():.4f}, DDLS {dist_ddls.mean():.4f}")
-print(f"share farther than 0.1 from any data point: generator {(dist_gen > 0.1).float().mean():.3f}, "
-      f"DDLS {(dist_ddls > 0.1).float().mean():.3f}")
-
-fig, axes = plt.subplots(1, 3, figsize=(12, 4))
-plot.scatter(axes[0], reference[:n], "data", color="C2")
-plot.scatter(axes[1], roll_gen.x, "generator alone")
-plot.scatter(axes[2], roll_ddls.x, "GAN with DDLS")
+fig, axes = plt.subplots(1, 2, figsize=(8.5, 4))
+plot.grid_scatter(axes[0], on_line.x, "DDLS on z: G(z) = (1.5 z, 0)")
+plot.grid_scatter(axes[1], extended.x, "DDLS on (z, z'): G(z) + z'")
 plt.tight_layout()
 plt.show()
-assert dist_ddls.mean() < dist_gen.mean(), "DDLS should pull swiss-roll samples towards the data"
+assert corollary["G alone, z"]["modes"] <= 5
+assert corollary["extended, (z, z')"]["modes"] == 25 and corollary["extended, (z, z')"]["hq_fraction"] > 0.99
+
+# %% [markdown]
+# On the generator's own latent DDLS is stuck on the axis; on the extended latent it reaches every mode,
+# with almost all samples on them. The mode weights still reflect where the chains start (the same local
+# mixing as above), but no mode is out of reach any more. In practice the discriminator must then be
+# trained or calibrated against the noisy generator $G'$, not against $G$.
 
 # %% [markdown]
 # ## Summary
@@ -320,12 +478,16 @@ assert dist_ddls.mean() < dist_gen.mean(), "DDLS should pull swiss-roll samples 
 #   discriminator is calibrated against the frozen generator before sampling.
 # - The step size is bounded by the curvature of $d \circ G$. Unadjusted Langevin smooths the energy at
 #   the scale of its step and so drains the narrow wells of rarely generated modes; the Metropolis
-#   correction (MALA) keeps $p_t$ exactly invariant, and then DDLS, DRS and MH-GAN, which share a target,
-#   agree.
-# - On the 25-Gaussian grid DDLS keeps all modes and raises the share of high-quality samples from
-#   about half to at least 98%, within a point of the exact samplers, as in the paper's Table 1.
-# - That takes a discriminator that really is a log density ratio: calibrated against the frozen
-#   generator, with a correction that lets it express the steep bowls of narrow modes.
+#   correction (MALA) keeps $p_t$ exactly invariant.
+# - Judged inside the modes, DDLS as tuned keeps all 25 modes and raises the share of high-quality
+#   samples from about half to at least 98%, as in the paper's Table 1; the paper's unadjusted setting
+#   falls far short of that on this grid.
+# - Judged by the mode weights, against $p_t$'s computed by quadrature, no sampler here samples $p_t$:
+#   short chains are local refiners, and $p_t$'s excess mass sits where only the prior's tail reaches.
+# - Data-space Langevin with an exact score refines faster but needs $\log p_g$; neither space mixes
+#   between the grid's modes in a thousand steps.
+# - When $G$'s support misses data, the extended latent $(z, z')$ with $G(z) + \sigma z'$ restores the
+#   theorem (Corollary 2), and DDLS then reaches every mode.
 #
 # ## Exercises
 #
@@ -336,7 +498,9 @@ assert dist_ddls.mean() < dist_gen.mean(), "DDLS should pull swiss-roll samples 
 # 3. Run DDLS with step sizes $10^{-4}, 10^{-3}, 10^{-2}$ at a fixed $N\varepsilon$. Plot the share of
 #    high-quality samples against the step, with and without the MALA correction.
 # 4. DDLS cannot create mass where the generator puts none. Train a pair for fewer steps so that a mode
-#    is missing, and check that no sampler in Table 1 recovers it.
+#    is missing, and check that no sampler in Table 1 recovers it. Then wrap the generator in
+#    `NoisyGenerator` with $\sigma = 0.1$, calibrate $d$ against the wrapped generator, and run DDLS on
+#    the extended latent. Does the mode come back?
 # 5. Move the ceiling without the residual: fine-tune $D$ (`method="finetune"`) with a wider
 #    discriminator (`table1.train_pair(0, nets={"d_hidden": 512})`) or for 5,000 steps, and rerun
 #    DRS and DDLS. How close to the residual's ceiling does each get, and at what cost in CPU seconds?

@@ -43,6 +43,21 @@ def check_logits(logits, n):
     return logits
 
 
+class LogRatio(nn.Module):
+    """The optimal discriminator's logit for two known densities: d(x) = log_p(x) - log_q(x).
+
+    ``log_p``, ``log_q``: callables x (N, ...) -> (N,) log densities (for example the data's and the
+    generator's when both are known in closed form). A module, so that the samplers can take it as d.
+    """
+
+    def __init__(self, log_p, log_q):
+        super().__init__()
+        self.log_p, self.log_q = log_p, log_q
+
+    def forward(self, x):
+        return self.log_p(x) - self.log_q(x)
+
+
 class _OnFrozenLogit(nn.Module):
     """A calibration model around a frozen logit ``d``: only what a subclass adds trains."""
 

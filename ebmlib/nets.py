@@ -28,6 +28,28 @@ class MLPGenerator(nn.Module):
         return self.net(last_dim(z, self.latent_dim, "latent z"))
 
 
+class NoisyGenerator(nn.Module):
+    """G'(z, z') = G(z) + sigma * z': a generator extended by a second latent z' of the data's size.
+
+    Its law is p_g convolved with N(0, sigma^2 I), which has full support even when G's outputs lie on a
+    thin set (the DDLS paper's Corollary 2): p_g' e^{d'} can then equal p_data, and DDLS on the joint
+    latent (z, z') can reach data that G alone never makes. ``data_dim``: the size of G's output
+    vectors. Latents (N, G.latent_dim + data_dim) -> (N, data_dim).
+    """
+
+    def __init__(self, G, data_dim, sigma):
+        super().__init__()
+        if not sigma > 0:
+            raise ValueError(f"sigma must be positive, got {sigma!r}")
+        self.G, self.data_dim, self.sigma = G, data_dim, sigma
+        self.latent_dim = G.latent_dim + data_dim
+
+    def forward(self, latent):
+        latent = last_dim(latent, self.latent_dim, "latent (z, z')")
+        z, noise = latent.split([self.G.latent_dim, self.data_dim], dim=-1)
+        return self.G(z) + self.sigma * noise
+
+
 ACTIVATIONS = {"leaky_relu": lambda: nn.LeakyReLU(0.2), "relu": nn.ReLU, "silu": nn.SiLU, "elu": nn.ELU}
 
 

@@ -11,7 +11,7 @@ import torch
 
 from ._checks import last_dim, positive_int
 from ._runtime import evaluating, module_device
-from .energy import check_logits, latent_energy
+from .energy import check_logits, latent_energy, log_standard_normal
 from .mcmc import langevin
 
 
@@ -52,32 +52,65 @@ def sample_generator(G, d, n, *, generator=None, batch_size=10_000):
     return Samples(_generate(G, z, batch_size), z, 0.0)
 
 
-def sample_drs(G, d, n, *, generator=None, batch_size=10_000, log_m=None, m_quantile=1.0, burn_in=10_000,
-               max_rounds=1000):
-    """Discriminator rejection sampling (the rejection-sampling lemma).
+def drs_log_acceptance(logit, log_m, gamma=0.0, epsilon=1e-6):
+    r"""DRS's acceptance rule (Azadi et al. 2019) in log space: log sigmoid(F(x)), with a = d(x) - log M and
 
-    Proposes z ~ p0 and accepts it with probability min(1, exp(d(G(z)) - log M)), so accepted latents
-    follow p_t(z) ∝ p0(z) exp(d(G(z))) wherever d <= log M. Without ``log_m``, log M is the
+        F(x) = a - log(1 - exp(a - ε)) - γ.
+
+    For γ = 0 (and ε -> 0) sigmoid(F) = e^a: exact rejection sampling; γ shifts every acceptance
+    probability in logit space (γ < 0 accepts more). ``logit`` (N,), float64 result (N,).
+    ``gamma=None`` returns F itself, before the shift and the sigmoid.
+    """
+    a = (logit - log_m).double()
+    f = a - torch.log1p(-torch.exp(a - epsilon))
+    if gamma is None:
+        return f
+    return torch.nn.functional.logsigmoid(f - gamma)
+
+
+def sample_drs(G, d, n, *, generator=None, batch_size=10_000, log_m=None, m_quantile=1.0, shift_quantile=None,
+               epsilon=1e-6, burn_in=10_000, max_rounds=1000):
+    r"""Rejection sampling of p_t with the discriminator (the rejection-sampling lemma), exact or as DRS.
+
+    Proposes z ~ p0. By default accepts z with probability min(1, exp(d(G(z)) - log M)), so accepted
+    latents follow p_t(z) ∝ p0(z) exp(d(G(z))) wherever d <= log M. Without ``log_m``, log M is the
     ``m_quantile`` quantile of the logits of ``burn_in`` proposals. With the default 1.0 (the
     maximum, grown whenever a larger logit appears later) the sampler is exact; a lower quantile
-    (as practical DRS does, Azadi et al. 2019) keeps the acceptance rate up when a few logits are
-    outliers, at the price of accepting every proposal above log M.
-    ``info``: ``accept_rate`` (accepted / proposed), ``log_m``.
+    clips the bound: every proposal above log M is accepted, which keeps the acceptance rate up when a
+    few logits are outliers, at the price of under-weighting the region above the bound.
+
+    ``shift_quantile`` (for example 0.95) switches to the acceptance rule of discriminator rejection
+    sampling (DRS, Azadi et al. 2019): with a = d(x) - log M (log M the running maximum of the logits),
+    F(x) = a - log(1 - exp(a - ``epsilon``)) - γ and the acceptance probability is sigmoid(F(x)). For
+    γ = 0 this is exp(a) (exact rejection); γ, the ``shift_quantile`` quantile of F over each batch of
+    proposals, shifts every acceptance probability in logit space so that the proposals at that quantile
+    are accepted half the time. The shift trades exactness for a usable acceptance rate.
+    ``info``: ``accept_rate`` (accepted / proposed), ``log_m``, and ``gamma`` (mean γ, DRS rule only).
     """
     if not 0 < m_quantile <= 1:
         raise ValueError(f"m_quantile must be in (0, 1], got {m_quantile!r}")
-    exact = log_m is None and m_quantile == 1.0
+    if shift_quantile is not None and not 0 <= shift_quantile <= 1:
+        raise ValueError(f"shift_quantile must be in [0, 1] (Azadi et al. use 0.95), got {shift_quantile!r}")
+    azadi = shift_quantile is not None
+    exact = log_m is None and (m_quantile == 1.0 or azadi)
     if log_m is None:
         burn = _logits(d, _generate(G, _prior(burn_in, G, generator), batch_size), batch_size)
-        log_m = torch.quantile(burn, m_quantile).item()
-    xs, zs, proposed, kept = [], [], 0, 0
+        log_m = torch.quantile(burn, 1.0 if azadi else m_quantile).item()
+    xs, zs, gammas, proposed, kept = [], [], [], 0, 0
     for _ in range(max_rounds):
         z = _prior(batch_size, G, generator)
         x = _generate(G, z, batch_size)
         logit = _logits(d, x, batch_size)
         if exact:
             log_m = max(log_m, logit.max().item())
-        accept = torch.rand(len(z), generator=generator).to(logit.device).log() < logit - log_m
+        log_u = torch.rand(len(z), generator=generator).to(logit.device).log()
+        if azadi:
+            f = drs_log_acceptance(logit, log_m, gamma=None, epsilon=epsilon)  # F before the shift
+            gamma = torch.quantile(f, shift_quantile).item()
+            gammas.append(gamma)
+            accept = log_u < torch.nn.functional.logsigmoid(f - gamma).float()
+        else:
+            accept = log_u < logit - log_m
         xs.append(x[accept]), zs.append(z[accept])
         proposed, kept = proposed + len(z), kept + int(accept.sum())
         if kept >= n:
@@ -86,20 +119,39 @@ def sample_drs(G, d, n, *, generator=None, batch_size=10_000, log_m=None, m_quan
         raise RuntimeError(f"DRS accepted only {kept} of {proposed} proposals (log M = {log_m:.1f}): a few "
                            f"logits far above the rest make M large; calibrate d, raise max_rounds, or pass "
                            f"m_quantile < 1 (for example 0.99)")
-    return Samples(torch.cat(xs)[:n], torch.cat(zs)[:n], 0.0, {"accept_rate": kept / proposed, "log_m": log_m})
+    info = {"accept_rate": kept / proposed, "log_m": log_m}
+    if azadi:
+        info["gamma"] = sum(gammas) / len(gammas)
+    return Samples(torch.cat(xs)[:n], torch.cat(zs)[:n], 0.0, info)
 
 
-def sample_mh(G, d, n, *, generator=None, steps=100, batch_size=10_000):
-    """Independent Metropolis-Hastings with the generator as proposal (MH-GAN, Turner et al. 2019).
+def sample_mh(G, d, n, *, generator=None, steps=100, x0=None, batch_size=10_000):
+    r"""Independent Metropolis-Hastings with the generator as proposal (MH-GAN, Turner et al. 2019).
 
-    n chains of ``steps`` proposals x' ~ p_g; accept with min(1, exp(d(x') - d(x))), the ratio
-    p_data/p_g at x' over that at x. Chains start at generator samples.
-    ``info``: ``accept_rate`` (mean over chains and steps).
+    The target is p_g(x) e^{d(x)} / Z0 and the proposal q(x') = p_g(x') ignores the current state, so
+    the acceptance ratio p(x') q(x) / (p(x) q(x')) reduces to exp(d(x') - d(x)): the density ratio
+    p_data/p_g at x' over that at x, read off the calibrated logit. n chains run ``steps`` proposals.
+
+    Chains start at generator samples, or at ``x0`` (n, ...), for example real samples as Turner et al.
+    do: when d is the exact log ratio a real sample is already a draw of the target, so the chain needs
+    no burn-in. A chain that accepts none of its proposals would return its (real) start; it is run
+    again from a generator sample instead, so that no starting point is ever returned.
+    ``info``: ``accept_rate`` (mean over chains and steps of the first run), ``restarted`` (chains run
+    again, 0 without ``x0``).
     """
     positive_int(steps, "steps")
-    z = _prior(n, G, generator)
-    x = _generate(G, z, batch_size)
+    if x0 is None:
+        z = _prior(n, G, generator)
+        x = _generate(G, z, batch_size)
+        moved = torch.ones(n, dtype=torch.bool)
+    else:
+        x = x0.to(module_device(G)).clone()
+        if len(x) != n:
+            raise ValueError(f"x0 holds {len(x)} starting points but n={n} samples were asked for; pass n=len(x0)")
+        z = torch.full((n, G.latent_dim), float("nan"), device=x.device)
+        moved = torch.zeros(n, dtype=torch.bool)
     logit = _logits(d, x, batch_size)
+    moved = moved.to(logit.device)
     accepted = 0.0
     for _ in range(steps):
         z_new = _prior(n, G, generator)
@@ -109,8 +161,13 @@ def sample_mh(G, d, n, *, generator=None, steps=100, batch_size=10_000):
         z = torch.where(_rows(accept, z), z_new, z)
         x = torch.where(_rows(accept, x), x_new, x)
         logit = torch.where(accept, logit_new, logit)
+        moved |= accept
         accepted += accept.float().mean().item()
-    return Samples(x, z, 0.0, {"accept_rate": accepted / steps})
+    stuck = (~moved).nonzero().squeeze(1)
+    if len(stuck):
+        again = sample_mh(G, d, len(stuck), generator=generator, steps=steps, batch_size=batch_size)
+        x[stuck], z[stuck] = again.x, again.z
+    return Samples(x, z, 0.0, {"accept_rate": accepted / steps, "restarted": len(stuck)})
 
 
 def sample_ddls(G, d, n, *, generator=None, steps=200, step_size=0.01, noise_scale=1.0, mala=False, decay=1.0,
@@ -153,6 +210,44 @@ def sample_ddls(G, d, n, *, generator=None, steps=200, step_size=0.01, noise_sca
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
         x = _generate(G, z, batch_size).float()
     return Samples(x, z, 0.0, info)
+
+
+def reweight(G, d, n, *, seed=0, lattice=False, extent=6.0, batch_size=100_000):
+    r"""A sampler-free picture of p_t: points with self-normalised weights, no chain, step or test.
+
+    Default: n generator samples z ~ p0, x = G(z), each weighted by w ∝ exp(d(x)) (importance sampling
+    of p_t(z) ∝ p0(z) e^{d(G(z))} with p0 as proposal). Then Σ w f(x) estimates E_{p_t}[f]. It is
+    trustworthy only when the effective sample size (Σ w)^2 / Σ w^2 is a sizeable share of n: a logit
+    that is large where G rarely goes puts much of p_t's mass on a few samples.
+
+    ``lattice=True`` (latents of size 1 to 3): quadrature instead. The points z lie on a lattice of
+    about n points covering [-extent, extent]^k, shifted by a random offset drawn from ``seed``, with
+    weights w ∝ p0(z) e^{d(G(z))}. In two or three dimensions this resolves thin, steep regions of e^d
+    that random samples miss; two shifts give two independent estimates whose difference is the error.
+    Returns :class:`Samples` with ``info``: ``weights`` (n',) float64 summing to 1, ``ess`` (float),
+    ``lattice`` (bool).
+    """
+    positive_int(n, "n (the number of samples)")
+    generator = torch.Generator().manual_seed(seed)
+    start = time.perf_counter()
+    with evaluating(*[m for m in (G, d) if m is not None]):
+        if lattice:
+            k = G.latent_dim
+            if not 1 <= k <= 3:
+                raise ValueError(f"lattice quadrature needs a latent of size 1 to 3, G's is {k}; use lattice=False")
+            spacing = 2 * extent / n ** (1 / k)
+            axis = torch.arange(-extent, extent, spacing)
+            offset = spacing * torch.rand(k, generator=generator)
+            z = (torch.cartesian_prod(*[axis] * k).reshape(-1, k) + offset).to(module_device(G))
+            log_prior = log_standard_normal(z).double()
+        else:
+            z = _prior(n, G, generator)
+            log_prior = 0.0
+        x = _generate(G, z, batch_size)
+        logit = _logits(d, x, batch_size).double() + log_prior
+    weights = torch.softmax(logit, dim=0)
+    ess = float(1.0 / (weights ** 2).sum())
+    return Samples(x, z, time.perf_counter() - start, {"weights": weights, "ess": ess, "lattice": lattice})
 
 
 SAMPLERS = {"generator": sample_generator, "drs": sample_drs, "mh": sample_mh, "ddls": sample_ddls}

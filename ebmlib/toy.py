@@ -40,6 +40,13 @@ def sample_swiss_roll(n, generator=None, noise=0.05):
     x = torch.stack([t * t.cos(), t * t.sin()], dim=1) / 7.5
     return x + noise * torch.randn(n, 2, generator=generator)
 
+def grid25_log_prob(x, std=GRID_STD):
+    """The exact log density of the 25-Gaussian grid at ``x`` (N, 2); shape (N,). Differentiable, so
+    Langevin can run on it directly in the data space."""
+    centers = grid_centers().to(x)
+    sq = ((x[:, None, :] - centers) ** 2).sum(-1)
+    return torch.logsumexp(-0.5 * sq / std ** 2, dim=1) - math.log(len(centers)) - 2 * math.log(std) - math.log(2 * math.pi)
+
 
 DATASETS = {"grid25": sample_grid25, "ring": sample_ring, "swiss_roll": sample_swiss_roll}
 
@@ -78,6 +85,47 @@ def mode_stats(x, centers=None, std=GRID_STD, min_count=20):
         "hq_std": hq_std,
         "counts": counts.tolist(),
     }
+
+
+def mode_weights(x, weights=None, centers=None):
+    """The weight of each mode: the share of samples ``x`` (N, 2) whose nearest centre is that mode.
+
+    Every sample counts (quality inside a mode is :func:`mode_stats`'s business); ``weights`` (N,)
+    are optional importance weights (for example :func:`ebmlib.samplers.reweight`'s). Returns a (K,)
+    float64 tensor that sums to 1.
+    """
+    centers = grid_centers() if centers is None else centers
+    x = x.detach().float().cpu()
+    if x.dim() != 2 or x.shape[1] != centers.shape[1] or len(x) == 0:
+        raise ValueError(f"samples must have shape (N>0, {centers.shape[1]}), got {tuple(x.shape)}")
+    w = torch.ones(len(x), dtype=torch.float64) if weights is None else weights.detach().double().cpu()
+    if w.shape != (len(x),) or (w < 0).any() or not w.sum() > 0:
+        raise ValueError(f"weights must be {len(x)} non-negative numbers with a positive sum, got shape {tuple(w.shape)}")
+    nearest = torch.cdist(x, centers).argmin(dim=1)
+    hist = torch.zeros(len(centers), dtype=torch.float64).index_add_(0, nearest, w)
+    return hist / hist.sum()
+
+
+def total_variation(p, q):
+    """Total-variation distance ½ Σ |p - q| between two histograms of equal length (each summing to 1);
+    a float in [0, 1]."""
+    p, q = torch.as_tensor(p, dtype=torch.float64), torch.as_tensor(q, dtype=torch.float64)
+    if p.shape != q.shape:
+        raise ValueError(f"histograms of different lengths: {tuple(p.shape)} and {tuple(q.shape)}")
+    return 0.5 * float((p - q).abs().sum())
+
+
+def multinomial_tv(weights, n, draws=20, seed=0):
+    """The total-variation distance that n independent draws from ``weights`` (K,) show by chance alone:
+    the mean over ``draws`` multinomial histograms. A sampler with n samples cannot be told from an exact one
+    below this floor."""
+    weights = torch.as_tensor(weights, dtype=torch.float64)
+    generator = torch.Generator().manual_seed(seed)
+    tvs = []
+    for _ in range(draws):
+        idx = torch.multinomial(weights, n, replacement=True, generator=generator)
+        tvs.append(total_variation(torch.bincount(idx, minlength=len(weights)).double() / n, weights))
+    return sum(tvs) / len(tvs)
 
 
 class Mixture1D:

@@ -287,3 +287,17 @@ def test_a_file_that_is_not_a_calibration_is_an_error(tmp_path):
     assert str(path) in str(info.value)
     with pytest.raises(ValueError, match="ebmlib.calibrate"):
         save_calibration(MLPDiscriminator(in_dim=1, hidden=8, depth=1), tmp_path / "plain.pt")
+
+
+def test_log_ratio_is_the_difference_of_the_log_densities_and_drives_the_samplers():
+    from ebmlib import toy
+    from ebmlib.energy import LogRatio
+
+    p, q = toy.Mixture1D([0.0], [0.5]), toy.Mixture1D([0.0], [1.0])
+    d = LogRatio(p.log_prob, q.log_prob)
+    x = torch.linspace(-2, 2, 9).unsqueeze(1)
+    assert torch.allclose(d(x), p.log_prob(x) - q.log_prob(x))
+    # rejection with the exact ratio turns N(0, 1) proposals into N(0, 0.25) samples
+    from helpers import Identity
+    out = ebmlib.sample("drs", Identity(1), d, 4000, seed=0)
+    assert out.x.var().item() == pytest.approx(0.25, abs=0.03)

@@ -358,3 +358,20 @@ def test_the_conv_autoencoder_follows_the_image_shape():
     D = ConvAutoencoder(ch=4, code_dim=6, in_shape=(3, 8, 8))
     x = torch.rand(5, 3, 8, 8) * 2 - 1
     assert D.reconstruct(x).shape == x.shape and D.embed(x).shape == (5, 6) and (D(x) >= 0).all()
+
+
+def test_noisy_generator_adds_sigma_times_the_second_latent():
+    from ebmlib.nets import MLPGenerator, NoisyGenerator
+
+    torch.manual_seed(0)
+    G = MLPGenerator(latent_dim=1, out_dim=2, hidden=8, depth=1)
+    noisy = NoisyGenerator(G, data_dim=2, sigma=0.5)
+    assert noisy.latent_dim == 3
+    latent = torch.randn(7, 3)
+    assert torch.allclose(noisy(latent), G(latent[:, :1]) + 0.5 * latent[:, 1:])
+    # zero noise latents give G's own outputs
+    assert torch.equal(noisy(torch.cat([latent[:, :1], torch.zeros(7, 2)], dim=1)), G(latent[:, :1]))
+    with pytest.raises(ValueError, match=r"\(N, 3\)"):
+        noisy(torch.randn(7, 2))
+    with pytest.raises(ValueError, match="sigma must be positive"):
+        NoisyGenerator(G, data_dim=2, sigma=0.0)

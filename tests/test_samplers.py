@@ -408,3 +408,79 @@ def test_the_generator_alone_needs_no_discriminator_and_the_others_say_they_do()
     assert out.x.shape == (5, 2)
     with pytest.raises(ValueError, match="'ddls' needs the discriminator"):
         ebmlib.sample("ddls", G, None, 5)
+
+
+# ---- DRS's acceptance rule, MH-GAN from real starts, the sampler-free reference --------------------
+
+def test_drs_rule_without_shift_is_exact_rejection_and_the_shift_moves_it_in_logit_space():
+    from ebmlib.samplers import drs_log_acceptance
+
+    logit = torch.linspace(-8, 2, 101)
+    exact = (logit - 2.0).double()
+    # sigmoid(a - log(1 - e^a)) = e^a: the rule with γ = 0 is rejection sampling with bound M
+    assert torch.allclose(drs_log_acceptance(logit, 2.0, gamma=0.0, epsilon=0.0)[:-1], exact[:-1], atol=1e-6)
+    more, fewer = drs_log_acceptance(logit, 2.0, gamma=-3.0), drs_log_acceptance(logit, 2.0, gamma=3.0)
+    base = drs_log_acceptance(logit, 2.0)
+    assert (more > base).all() and (fewer < base).all()
+    # in logit space the shift is exactly γ
+    logit_of = lambda log_p: log_p - torch.log1p(-log_p.exp())  # noqa: E731
+    assert torch.allclose(logit_of(more[:-5]) - logit_of(base[:-5]), torch.full((96,), 3.0, dtype=torch.float64),
+                          atol=1e-6)
+
+
+def test_drs_with_azadi_shift_moves_acceptance_towards_the_highest_logits():
+    mean, _, _ = tilted([1.0], 1.0)
+    exact = ebmlib.sample("drs", Identity(1), QuadLogit([1.0], 1.0), 3000, seed=0)
+    shifted = ebmlib.sample("drs", Identity(1), QuadLogit([1.0], 1.0), 3000, seed=0, shift_quantile=0.95)
+    # near d's maximum (x = 1) F grows without bound, so its 95th percentile is positive: γ > 0 accepts less,
+    # and what it accepts crowds towards the largest logits
+    assert shifted.info["gamma"] > 0
+    assert shifted.info["accept_rate"] < exact.info["accept_rate"] - 0.1
+    assert exact.x.mean().item() == pytest.approx(mean.item(), abs=0.05)
+    assert shifted.x.mean().item() > mean.item() + 0.1
+    assert shifted.x.var().item() < exact.x.var().item() - 0.1
+    with pytest.raises(ValueError, match="shift_quantile"):
+        ebmlib.sample("drs", Identity(1), QuadLogit([1.0], 1.0), 10, shift_quantile=1.5)
+
+
+def test_mh_from_real_starts_samples_the_target_and_never_returns_a_start():
+    mean, var, _ = tilted([1.0], 1.0)
+    # starts drawn from the target itself: the chains are stationary from the first step
+    starts = mean.float() + math.sqrt(var) * torch.randn(4000, 1, generator=torch.Generator().manual_seed(3))
+    out = ebmlib.sample("mh", Identity(1), QuadLogit([1.0], 1.0), 4000, seed=0, steps=20, x0=starts)
+    assert out.x.mean().item() == pytest.approx(mean.item(), abs=0.05)
+    assert out.x.var().item() == pytest.approx(var, abs=0.05)
+    # every returned sample is a generator sample: G(z) = z, so x equals its latent, and none is a start
+    assert torch.equal(out.x, out.z)
+    assert not torch.isin(out.x, starts).any()
+    # a start whose logit no proposal comes near (d(x) = x at x = 30) is run again from the generator
+    stuck = torch.full((50, 1), 30.0)
+    again = ebmlib.sample("mh", Identity(1), QuadLogit([1.0]), 50, seed=1, steps=3, x0=stuck)
+    assert again.info["restarted"] == 50 and torch.isfinite(again.z).all() and torch.equal(again.x, again.z)
+    with pytest.raises(ValueError, match="x0 holds 50"):
+        ebmlib.sample("mh", Identity(1), QuadLogit([1.0], 1.0), 40, x0=stuck)
+
+
+@pytest.mark.parametrize("lattice, tol", [(False, 0.05), (True, 1e-3)])
+def test_reweight_estimates_the_tilted_gaussian(lattice, tol):
+    from ebmlib.samplers import reweight
+
+    mean, var, _ = tilted([0.8, -0.4], 1.0)
+    out = reweight(Identity(2), QuadLogit([0.8, -0.4], 1.0), 40_000, seed=0, lattice=lattice)
+    w = out.info["weights"]
+    assert w.dtype == torch.float64 and w.sum().item() == pytest.approx(1.0)
+    est_mean = (w[:, None] * out.x.double()).sum(0)
+    est_var = (w[:, None] * (out.x.double() - est_mean) ** 2).sum(0)
+    assert torch.allclose(est_mean, mean, atol=tol), est_mean
+    assert torch.allclose(est_var, torch.full((2,), var, dtype=torch.float64), atol=tol), est_var
+    assert 0 < out.info["ess"] <= len(w)
+
+
+def test_reweight_lattice_shifts_differ_and_big_latents_are_refused(mlp_pair):
+    from ebmlib.samplers import reweight
+
+    a = reweight(Identity(2), QuadLogit([0.8, -0.4]), 10_000, seed=0, lattice=True)
+    b = reweight(Identity(2), QuadLogit([0.8, -0.4]), 10_000, seed=1, lattice=True)
+    assert not torch.equal(a.z, b.z)
+    with pytest.raises(ValueError, match="latent of size 1 to 3"):
+        reweight(Identity(4), QuadLogit([0.0] * 4), 1000, lattice=True)

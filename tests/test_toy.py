@@ -155,3 +155,38 @@ def test_mixture_samples_match_its_moments():
 def test_mixture_rejects_bad_parameters(args):
     with pytest.raises(ValueError):
         toy.Mixture1D(*args)
+
+
+def test_mode_weights_count_every_sample_by_its_nearest_centre():
+    centers = toy.grid_centers()
+    x = torch.cat([centers[3:4] + 0.3, centers[7].expand(3, 2)])  # 0.3 off centre still counts: nearest wins
+    w = toy.mode_weights(x.reshape(-1, 2))
+    assert w.dtype == torch.float64 and w.sum().item() == pytest.approx(1.0)
+    assert w[3].item() == pytest.approx(0.25) and w[7].item() == pytest.approx(0.75)
+    weighted = toy.mode_weights(x.reshape(-1, 2), weights=torch.tensor([3.0, 1.0, 1.0, 1.0]))
+    assert weighted[3].item() == pytest.approx(0.5) and weighted[7].item() == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="non-negative"):
+        toy.mode_weights(x.reshape(-1, 2), weights=torch.tensor([1.0, -1.0, 1.0, 1.0]))
+
+
+def test_total_variation_and_its_sampling_floor():
+    p, q = torch.tensor([0.5, 0.5, 0.0]), torch.tensor([0.0, 0.5, 0.5])
+    assert toy.total_variation(p, q) == pytest.approx(0.5)
+    assert toy.total_variation(p, p) == 0.0
+    with pytest.raises(ValueError, match="different lengths"):
+        toy.total_variation(p, torch.ones(2) / 2)
+    # 25 equal modes, n draws: E|count/n - 1/25| ≈ sqrt(2/π) sqrt((1/25)(24/25)/n) per mode, 25 modes, halved
+    uniform = torch.full((25,), 1 / 25)
+    expected = 0.5 * 25 * math.sqrt(2 / math.pi) * math.sqrt(0.04 * 0.96 / 10_000)
+    assert toy.multinomial_tv(uniform, 10_000, draws=50) == pytest.approx(expected, rel=0.1)
+
+
+def test_grid_log_prob_is_the_mixture_density():
+    centers = toy.grid_centers()
+    # at a centre the own component dominates: log(1/25) - log(2π σ²)
+    expected = -math.log(25) - math.log(2 * math.pi * toy.GRID_STD ** 2)
+    assert toy.grid25_log_prob(centers).tolist() == pytest.approx([expected] * 25, abs=1e-4)
+    # it integrates to one (a Riemann sum over a fine grid)
+    axis = torch.linspace(-3, 3, 1201)
+    xy = torch.cartesian_prod(axis, axis)
+    assert toy.grid25_log_prob(xy).exp().sum().item() * (6 / 1200) ** 2 == pytest.approx(1.0, abs=1e-3)

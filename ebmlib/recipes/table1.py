@@ -8,7 +8,7 @@ from .. import toy
 from .._checks import positive_int
 from ..energy import calibrate
 from ..nets import MLPDiscriminator, MLPGenerator
-from ..samplers import sample
+from ..samplers import reweight, sample
 from ..train import train_gan
 from . import wgan as wgan_recipe
 
@@ -27,14 +27,44 @@ NETS = dict(latent_dim=2, hidden=128, depth=3, d_hidden=128)
 # The chains start at the paper's step size, 0.01, and halve it every 20 of their 160 steps: large early
 # steps carry them off the bridges and out of shallow side wells, small late ones let them settle into
 # the steep bottoms of the modes' wells, where a large step is mostly rejected.
+# ``ddls_paper`` is DDLS as the paper writes it: unadjusted Langevin at ε = 0.01, no decay, 1,000 steps
+# (ten time units of the diffusion, ten relaxation times of the prior's part of the energy).
+# ``drs`` is Azadi et al.'s acceptance rule with their γ at the 95th percentile of F.
 SAMPLER_OPTIONS = {
     "generator": {},
-    "drs": {"m_quantile": 0.99},
+    "drs": {"shift_quantile": 0.95},
     "mh": {"steps": 50},
+    "ddls_paper": {"steps": 1000, "step_size": 1e-2},
     "ddls": {"steps": 160, "step_size": 1e-2, "mala": True, "decay": 0.5, "decay_every": 20},
 }
-METHOD_NAMES = {"generator": "Generator only", "drs": "DRS", "mh": "MH-GAN", "ddls": "GAN w. DDLS",
-                "wgan_generator": "WGAN-GP generator", "wgan_ddls": "WGAN critic + DDLS"}
+METHOD_NAMES = {"generator": "Generator only", "drs": "DRS", "mh": "MH-GAN", "ddls_paper": "DDLS paper (ULA)",
+                "ddls": "DDLS MALA (tuned)", "reference": "p_t quadrature", "wgan_generator": "WGAN-GP generator",
+                "wgan_ddls": "WGAN critic + DDLS", "wgan_reference": "WGAN p_t quadrature"}
+# The sampler behind each row that is not named after one.
+ROW_SAMPLER = {"ddls_paper": "ddls", "wgan_generator": "generator", "wgan_ddls": "ddls"}
+# p_t's mode weights without any sampler: quadrature on two randomly shifted lattices over the 2-D latent
+# space (samplers.reweight). Two shifts give the reference's own error.
+REFERENCE = dict(n=600_000, lattice=True)
+
+
+def reference_weights(G, d, seed=0, n_samples=10_000, **options):
+    """p_t's 25 mode weights and how far to trust them, from two independent reference runs.
+
+    Returns a dict: ``weights`` (25 floats, from the first run), ``reference_tv`` (total variation
+    between the two runs: the reference's own error), ``sampling_floor`` (the total variation that
+    ``n_samples`` exact draws from p_t show by chance), ``data_tv`` (p_t's distance from the data's
+    equal weights), ``hq`` (p_t's share within 4 std of a mode) and ``ess`` (effective sample size).
+    """
+    options = {**REFERENCE, **options}
+    runs = [reweight(G, d, seed=seed + k, **options) for k in (0, 1)]
+    weights = [toy.mode_weights(r.x, r.info["weights"]) for r in runs]
+    first = runs[0]
+    near = torch.cdist(first.x.float().cpu(), toy.grid_centers()).min(dim=1).values
+    hq = float(first.info["weights"][near < 4 * toy.GRID_STD].sum())
+    return {"weights": weights[0].tolist(), "reference_tv": toy.total_variation(*weights),
+            "sampling_floor": toy.multinomial_tv(weights[0], n_samples, seed=seed),
+            "data_tv": toy.total_variation(weights[0], torch.full((25,), 1 / 25)), "hq": hq,
+            "ess": first.info["ess"]}
 
 
 def train_pair(seed, dataset="grid25", train=None, nets=None, progress=None):
@@ -53,7 +83,7 @@ def train_pair(seed, dataset="grid25", train=None, nets=None, progress=None):
 
 # The WGAN rows (chapter 06): a WGAN-GP pair per seed, its critic calibrated the same way as the GAN's
 # discriminator, then DDLS. A critic is not a log density ratio; calibration makes it one.
-WGAN_METHODS = {"wgan_generator": "generator", "wgan_ddls": "ddls"}
+WGAN_METHODS = ("wgan_generator", "wgan_ddls")
 
 
 def _run_seed(task):
@@ -68,42 +98,54 @@ def _run_seed(task):
         G, D, _ = wgan_recipe.train_wgan_pair(seed, train=cfg["wgan_train"], nets=cfg["wgan_nets"],
                                               progress=cfg["progress"])
     d = calibrate(D, G, toy.sample_grid25, seed=seed, progress=cfg["progress"], **cfg["calibration"])
+    reference = reference_weights(G, d, seed=10_000 + 2 * seed, n_samples=cfg["n_samples"], **cfg["reference"])
     results = {}
     for method in cfg["methods"]:
-        sampler = WGAN_METHODS.get(method, method)
-        out = sample(sampler, G, d, cfg["n_samples"], seed=1000 + seed, **cfg["options"][method])
+        out = sample(ROW_SAMPLER.get(method, method), G, d, cfg["n_samples"], seed=1000 + seed,
+                     **cfg["options"][method])
         stats = toy.mode_stats(out.x)
         stats.pop("counts")
+        weights = toy.mode_weights(out.x)
+        stats["mode_tv"] = toy.total_variation(weights, reference["weights"])
+        stats["data_tv"] = toy.total_variation(weights, torch.full((25,), 1 / 25))
         results[method] = (stats, out.seconds)
+    results["reference" if family == "gan" else "wgan_reference"] = (reference, 0.0)
     return family, seed, results
 
 
-def table1(seeds=5, n_samples=10_000, methods=("generator", "drs", "mh", "ddls"), wgan=True, train=None,
-           sampler_options=None, calibration=None, workers=1, progress=None):
+def table1(seeds=5, n_samples=10_000, methods=("generator", "drs", "mh", "ddls_paper", "ddls"), wgan=True,
+           train=None, sampler_options=None, calibration=None, reference=None, workers=1, progress=None):
     """Run every method on the same trained pair for each seed; returns a list of records.
 
     ``methods`` run on the GAN pairs of :func:`train_pair`; with ``wgan=True`` each seed also trains a
     WGAN-GP pair (``ebmlib.recipes.wgan.train_wgan_pair``) and adds the rows ``wgan_generator`` and
-    ``wgan_ddls`` (DDLS on its calibrated critic). ``workers`` > 1 runs the trained pairs in that many
-    processes with one thread each (small nets use a core better that way than with two threads); the
-    numbers do not depend on it.
+    ``wgan_ddls`` (DDLS on its calibrated critic). Each family also gets a sampler-free reference row
+    (``reference``, ``wgan_reference``): p_t's own mode weights by quadrature (:func:`reference_weights`;
+    ``reference`` overrides entries of :data:`REFERENCE`). ``workers`` > 1 runs the trained pairs in
+    that many processes with one thread each (small nets use a core better that way than with two
+    threads); the numbers do not depend on it.
 
-    Each record: ``method``, ``modes_mean``/``modes_std``, ``hq_mean``/``hq_std`` (fraction of
+    Each sampler's record: ``method``, ``modes_mean``/``modes_std``, ``hq_mean``/``hq_std`` (fraction of
     high-quality samples), ``hq_sample_std_mean``/``hq_sample_std_std`` (std of the high-quality
-    samples), ``seconds`` (sampling time per seed, mean), ``per_seed`` (raw mode_stats), and
-    ``n_samples``, ``seeds``.
+    samples), ``mode_tv_mean``/``mode_tv_std`` (total variation between the sampler's 25 mode weights
+    and p_t's), ``data_tv_mean``/``data_tv_std`` (the same against the data's equal weights),
+    ``seconds`` (sampling time per seed, mean), ``per_seed`` (raw statistics), ``n_samples``, ``seeds``,
+    ``options``. A reference record has ``mode_tv_*`` = the two reference runs' distance (its own
+    error), ``sampling_floor_*`` (what n_samples exact draws show by chance), ``data_tv_*``, ``hq_*``,
+    ``ess_mean`` and ``per_seed`` (with p_t's mode weights).
     """
     positive_int(seeds, "seeds"), positive_int(n_samples, "n_samples"), positive_int(workers, "workers")
     families = {"gan": tuple(methods)}
     if wgan:
-        families["wgan"] = tuple(WGAN_METHODS)
+        families["wgan"] = WGAN_METHODS
     all_methods = [m for ms in families.values() for m in ms]
-    options = {m: {**SAMPLER_OPTIONS.get(WGAN_METHODS.get(m, m), {}), **((sampler_options or {}).get(m, {}))}
-               for m in all_methods}
+    options = {m: {**SAMPLER_OPTIONS.get(m, SAMPLER_OPTIONS.get(ROW_SAMPLER.get(m), {})),
+                   **((sampler_options or {}).get(m, {}))} for m in all_methods}
     # everything a worker needs travels with the task: module-level settings are resolved here
     base = {"train": {**TRAIN, **(train or {})}, "nets": dict(NETS), "n_samples": n_samples,
             "wgan_train": dict(wgan_recipe.WGAN_TRAIN), "wgan_nets": dict(wgan_recipe.WGAN_NETS),
             "calibration": {**CALIBRATION, **(calibration or {})}, "options": options,
+            "reference": {**REFERENCE, **(reference or {})},
             "threads": 1 if workers > 1 else None, "progress": False if workers > 1 else progress}
     tasks = [(family, seed, {**base, "methods": ms}) for family, ms in families.items() for seed in range(seeds)]
     if workers > 1:
@@ -112,33 +154,51 @@ def table1(seeds=5, n_samples=10_000, methods=("generator", "drs", "mh", "ddls")
             done = pool.map(_run_seed, tasks, chunksize=1)
     else:
         done = [_run_seed(task) for task in tasks]
-    raw = {m: [] for m in all_methods}
-    seconds = {m: [] for m in all_methods}
+    raw, seconds = {}, {}
     for _, _, results in done:  # in task order: GAN seeds, then WGAN seeds (Pool.map keeps the order)
         for m, (stats, secs) in results.items():
-            raw[m].append(stats)
-            seconds[m].append(secs)
+            raw.setdefault(m, []).append(stats)
+            seconds.setdefault(m, []).append(secs)
+    common = {"n_samples": n_samples, "seeds": seeds}
     records = []
-    for m in all_methods:
+    for m in raw:
         def col(key):
             values = [r[key] for r in raw[m]]
             return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
-        (modes_mean, modes_std), (hq_mean, hq_std), (s_mean, s_std) = col("modes"), col("hq_fraction"), col("hq_std")
-        records.append({"method": m, "name": METHOD_NAMES.get(m, m), "modes_mean": modes_mean,
-                        "modes_std": modes_std, "hq_mean": hq_mean, "hq_std": hq_std,
-                        "hq_sample_std_mean": s_mean, "hq_sample_std_std": s_std,
-                        "seconds": statistics.fmean(seconds[m]), "per_seed": raw[m],
-                        "n_samples": n_samples, "seeds": seeds, "options": options[m]})
+        record = {"method": m, "name": METHOD_NAMES.get(m, m)}
+        if m in ("reference", "wgan_reference"):
+            for key, name in [("reference_tv", "mode_tv"), ("sampling_floor", "sampling_floor"), ("data_tv", "data_tv"),
+                              ("hq", "hq")]:
+                record[f"{name}_mean"], record[f"{name}_std"] = col(key)
+            record.update(ess_mean=col("ess")[0], per_seed=raw[m], options=dict(base["reference"]), **common)
+        else:
+            for key, name in [("modes", "modes"), ("hq_fraction", "hq"), ("hq_std", "hq_sample_std"),
+                              ("mode_tv", "mode_tv"), ("data_tv", "data_tv")]:
+                record[f"{name}_mean"], record[f"{name}_std"] = col(key)
+            record.update(seconds=statistics.fmean(seconds[m]), per_seed=raw[m], options=options[m], **common)
+        records.append(record)
     return records
 
 
 def format_table(records):
-    """Table 1 as text: recovered modes, % high quality, std of high-quality samples (mean ± std)."""
-    head = f"{'':16s} {'# recovered modes':>18s} {'% high quality':>15s} {'std high quality':>17s} {'s/seed':>7s}"
+    """Table 1 as text: recovered modes, % high quality, std of high-quality samples, total variation of the
+    mode weights to p_t and to the data (mean ± std), seconds; then the reference's noise floor."""
+    head = (f"{'':19s} {'# recovered modes':>18s} {'% high quality':>15s} {'std high quality':>17s} "
+            f"{'TV to p_t':>14s} {'TV to data':>14s} {'s/seed':>7s}")
     lines = [head, "-" * len(head)]
+    floors = []
     for r in records:
-        lines.append(f"{r['name']:16s} {r['modes_mean']:10.1f} ± {r['modes_std']:<5.1f} "
+        tv = f"{r['mode_tv_mean']:7.3f} ± {r['mode_tv_std']:<4.3f}" if "mode_tv_mean" in r else f"{'':14s}"
+        data_tv = f"{r['data_tv_mean']:7.3f} ± {r['data_tv_std']:<4.3f}" if "data_tv_mean" in r else f"{'':14s}"
+        if "sampling_floor_mean" in r:
+            lines.append(f"{r['name']:19s} {'':18s} {100 * r['hq_mean']:8.1f} ± {100 * r['hq_std']:<4.1f} "
+                         f"{'':17s} {tv} {data_tv} {'':>7s}")
+            floors.append(f"{r['name']}: two lattices differ by {r['mode_tv_mean']:.4f} (TV, mean over seeds); "
+                          f"{r['n_samples']} exact draws from p_t differ from it by {r['sampling_floor_mean']:.3f} "
+                          f"by chance; effective sample size {r['ess_mean']:.0f}")
+            continue
+        lines.append(f"{r['name']:19s} {r['modes_mean']:10.1f} ± {r['modes_std']:<5.1f} "
                      f"{100 * r['hq_mean']:8.1f} ± {100 * r['hq_std']:<4.1f} "
-                     f"{r['hq_sample_std_mean']:9.3f} ± {r['hq_sample_std_std']:<5.3f} {r['seconds']:7.2f}")
-    return "\n".join(lines)
+                     f"{r['hq_sample_std_mean']:9.3f} ± {r['hq_sample_std_std']:<5.3f} {tv} {data_tv} {r['seconds']:7.2f}")
+    return "\n".join(lines + ["noise floor: " + f for f in floors])
