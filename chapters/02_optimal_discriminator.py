@@ -76,10 +76,10 @@ print("smoke mode" if SMOKE else "full mode")
 #
 # $$d^*(x) = \log \frac{D^*(x)}{1 - D^*(x)} = \log \frac{p_\text{data}(x)}{p_g(x)} .$$
 #
-# **The value at the optimum.** Put $m = \tfrac12(p_\text{data} + p_g)$. Substituting $D^*$,
+# **The value at the optimum.** Put $\bar p = \tfrac12(p_\text{data} + p_g)$, the even mixture. Substituting $D^*$,
 #
-# $$V(D^*) = \mathbb E_{p_\text{data}} \log \frac{p_\text{data}}{2m} + \mathbb E_{p_g} \log\frac{p_g}{2m}
-#          = -\log 4 + \mathrm{KL}(p_\text{data} \,\|\, m) + \mathrm{KL}(p_g \,\|\, m)
+# $$V(D^*) = \mathbb E_{p_\text{data}} \log \frac{p_\text{data}}{2\bar p} + \mathbb E_{p_g} \log\frac{p_g}{2\bar p}
+#          = -\log 4 + \mathrm{KL}(p_\text{data} \,\|\, \bar p) + \mathrm{KL}(p_g \,\|\, \bar p)
 #          = -\log 4 + 2\, \mathrm{JSD}(p_\text{data}, p_g),$$
 #
 # with the Jensen-Shannon divergence $\mathrm{JSD} \in [0, \log 2]$. `ebmlib` trains the discriminator by
@@ -126,7 +126,7 @@ p_g = toy.Mixture1D(means=[-0.5], stds=[1.6])
 steps = ebmlib.pick(3_000, 500)
 
 torch.manual_seed(0)
-D = nets.MLPDiscriminator(in_dim=1)
+D = nets.MLPDiscriminator(in_dim=1, hidden=128, depth=3)
 history = train.train_discriminator(D, p_data.sample, p_g.sample, steps=steps, lr_decay=True, seed=0,
                                     progress=False)
 print(f"{steps} steps of batch 256 in {history['seconds']:.1f} s")
@@ -146,7 +146,7 @@ def on_grid(d, p_real, p_fake):
         logit = d(grid.float()[:, None]).double()
     lp_real, lp_fake = p_real.log_prob(grid.float()).double(), p_fake.log_prob(grid.float()).double()
     return {"logit": logit, "exact": lp_real - lp_fake, "p_real": lp_real.exp(), "p_fake": lp_fake.exp(),
-            "log_m": torch.logaddexp(lp_real, lp_fake) - math.log(2), "lp_real": lp_real, "lp_fake": lp_fake}
+            "log_mix": torch.logaddexp(lp_real, lp_fake) - math.log(2), "lp_real": lp_real, "lp_fake": lp_fake}
 
 
 def integrate(f):
@@ -159,24 +159,23 @@ def logistic_loss(g, logit):
 
 
 def jsd(g):
-    return 0.5 * integrate(g["p_real"] * (g["lp_real"] - g["log_m"])) + \
-        0.5 * integrate(g["p_fake"] * (g["lp_fake"] - g["log_m"]))
+    return 0.5 * integrate(g["p_real"] * (g["lp_real"] - g["log_mix"])) + \
+        0.5 * integrate(g["p_fake"] * (g["lp_fake"] - g["log_mix"]))
 
 
 A = on_grid(D, p_data, p_g)
-m = A["log_m"].exp()  # (p_data + p_g) / 2, a probability density
-mae = integrate(m * (A["logit"] - A["exact"]).abs())
+mix = A["log_mix"].exp()  # (p_data + p_g) / 2, a probability density
+mae = integrate(mix * (A["logit"] - A["exact"]).abs())
 central = (A["p_real"] > 0.01) & (A["p_fake"] > 0.01)  # both densities non-negligible
 max_central = (A["logit"] - A["exact"])[central].abs().max().item()
 print(f"mean |d - d*| weighted by (p_data + p_g)/2: {mae:.4f}")
 print(f"largest |d - d*| where both densities exceed 0.01 "
       f"(x in [{grid[central].min():.2f}, {grid[central].max():.2f}]): {max_central:.3f}")
-assert mae < 0.15, mae
+assert mae < ebmlib.pick(0.08, 0.15), mae  # the short smoke run (500 steps) is held to a looser bound
 
 # %% [markdown]
-# The tolerance of $0.15$ nats leaves room for the short smoke run (500 steps, error about $0.08$); the
-# full run's error is about a third of the tolerance. The loss tells the same story on a scale we know exactly: the trained logit's loss
-# must lie above the minimum $\log 4 - 2\,\mathrm{JSD}$, and close to it.
+# The loss tells the same story on a scale we know exactly: the trained logit's loss must lie above the
+# minimum $\log 4 - 2\,\mathrm{JSD}$, and close to it.
 
 # %%
 JSD = jsd(A)
@@ -184,21 +183,22 @@ L_min = math.log(4) - 2 * JSD
 L_exact, L_trained = logistic_loss(A, A["exact"]), logistic_loss(A, A["logit"])
 D_star, D_hat = torch.sigmoid(A["exact"]), torch.sigmoid(A["logit"])
 bern_kl = D_star * (D_star / D_hat).log() + (1 - D_star) * ((1 - D_star) / (1 - D_hat)).log()
-gap_kl = integrate(2 * m * bern_kl)
-gap_quadratic = 0.5 * integrate(A["p_real"] * A["p_fake"] / (2 * m) * (A["logit"] - A["exact"]) ** 2)
+gap_kl = integrate(2 * mix * bern_kl)
+gap_quadratic = 0.5 * integrate(A["p_real"] * A["p_fake"] / (2 * mix) * (A["logit"] - A["exact"]) ** 2)
 print(f"JSD(p_data, p_g) = {JSD:.5f}")
 print(f"log 4 - 2 JSD = {L_min:.6f};  L(d*) = {L_exact:.6f};  L(trained d) = {L_trained:.6f}")
 print(f"excess loss {L_trained - L_min:.6f}: as an integral of Bernoulli KLs {gap_kl:.6f}, "
       f"quadratic approximation {gap_quadratic:.6f}")
-assert abs(L_exact - L_min) < 1e-6, (L_exact, L_min)
-assert L_min - 1e-6 < L_trained < L_min + 0.005, (L_trained, L_min)
-assert abs(gap_kl - (L_trained - L_min)) < 1e-6
+assert abs(L_exact - L_min) < 1e-6, "an identity: this checks the quadrature"
+assert L_min - 1e-6 < L_trained < L_min + ebmlib.pick(5e-4, 2e-3), (L_trained, L_min)
+assert abs(gap_kl - (L_trained - L_min)) < 1e-6, "an identity: this checks the quadrature"
 
 # %% [markdown]
-# Three checks in one cell: the exact log ratio attains $\log 4 - 2\,\mathrm{JSD}$ (the algebra of the
-# derivation); the trained discriminator's loss lies just above it, with an excess of a few
-# ten-thousandths of a nat in the full run; and that excess is the weighted Bernoulli KL, with the
-# quadratic formula close to it. The training curve (the loss of single mini-batches, so it is noisy;
+# Three checks in one cell. Two are identities, checked only to the accuracy of the quadrature: the exact
+# log ratio attains $\log 4 - 2\,\mathrm{JSD}$ (the algebra of the derivation), and the excess loss equals the
+# weighted Bernoulli KL. The third is the claim: the trained discriminator's loss lies just above the minimum,
+# with an excess of about two ten-thousandths of a nat in the full run, which the quadratic formula
+# approximates closely. The training curve (the loss of single mini-batches, so it is noisy;
 # the thick line averages ten of them) settles onto the minimum:
 
 # %%
@@ -244,7 +244,7 @@ plt.show()
 # %%
 p_g_narrow = toy.Mixture1D(means=[0.8], stds=[1.0])
 torch.manual_seed(1)
-D2 = nets.MLPDiscriminator(in_dim=1)
+D2 = nets.MLPDiscriminator(in_dim=1, hidden=128, depth=3)
 train.train_discriminator(D2, p_data.sample, p_g_narrow.sample, steps=steps, lr_decay=True, seed=1,
                           progress=False)
 B = on_grid(D2, p_data, p_g_narrow)
@@ -256,8 +256,8 @@ poorly_covered = err_B[uncovered].mean().item()
 print(f"mean |d - d*| weighted by w = p_data p_g / (p_data + p_g): {well_covered:.4f}")
 print(f"mean |d - d*| where p_data > 0.005 but p_g < 0.001 "
       f"(x in [{grid[uncovered].min():.2f}, {grid[uncovered].max():.2f}]): {poorly_covered:.3f}")
-assert well_covered < 0.15, well_covered
-assert poorly_covered > 3 * well_covered, (poorly_covered, well_covered)
+assert well_covered < ebmlib.pick(0.03, 0.06), well_covered
+assert poorly_covered > 1.0 and poorly_covered > 30 * well_covered, (poorly_covered, well_covered)
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))

@@ -33,6 +33,7 @@
 # %%
 # %config InlineBackend.figure_formats = ['png']
 import inspect
+import math
 
 import matplotlib.pyplot as plt
 import torch
@@ -118,7 +119,7 @@ def exact_logit(x):
 grid = torch.linspace(-8, 8, 8001)  # for quadrature: both densities are negligible outside [-8, 8]
 Z0_exact = torch.trapezoid(torch.exp(p_g.log_prob(grid) + exact_logit(grid)), grid).item()
 print(f"Z0 for the optimal logit, by quadrature: {Z0_exact:.6f}")
-assert abs(Z0_exact - 1) < 1e-4
+assert abs(Z0_exact - 1) < 1e-4, "an identity (Z0 = integral of p_data): this checks the quadrature and the densities"
 
 # %% [markdown]
 # To compare a set of samples (possibly weighted) with $p_\text{data}$ we use the total variation
@@ -129,7 +130,7 @@ assert abs(Z0_exact - 1) < 1e-4
 # (the share of samples below $-0.5$).
 
 # %%
-edges = torch.linspace(-5, 5, 51)
+edges = torch.linspace(-5, 5, 50 + 1)  # 50 bins
 
 
 def bin_probabilities(dist):
@@ -195,8 +196,12 @@ print(f"TV to p_data: generator {tv_g:.4f}, reweighted {tv_exact:.4f}, fresh p_d
 for name, s in [("generator", summaries(x_g)), ("reweighted", summaries(x_g, w_exact)), ("p_data", exact_summary)]:
     print(f"  {name:10s} mean {s['mean']:+.4f}  std {s['std']:.4f}  left mass {s['left mass']:.4f}")
 print(f"effective sample size: {ess_exact:,.0f} of {N:,} ({ess_exact / N:.1%})")
-assert tv_exact < 0.03 and tv_exact < tv_g / 10, (tv_exact, tv_g)
-assert abs(summaries(x_g, w_exact)["left mass"] - exact_summary["left mass"]) < 0.01
+left = exact_summary["left mass"]
+left_se = math.sqrt(left * (1 - left) / ess_exact)  # standard error of a weighted share: sqrt(p(1-p)/ESS)
+left_dev = summaries(x_g, w_exact)["left mass"] - left
+print(f"left mass: reweighted minus exact {left_dev:+.4f}, {left_dev / left_se:+.1f} standard errors ({left_se:.4f})")
+assert tv_exact < 2 * tv_ref, (tv_exact, tv_ref)  # sampling noise: the size of a fresh sample's
+assert abs(left_dev) < 3 * left_se, (left_dev, left_se)
 
 # %% [markdown]
 # Reweighting by the exact log-ratio removes almost all of the generator's error. What remains is
@@ -263,9 +268,9 @@ kl_g, kl_star = kl_from_data(log_pg), kl_from_data(corrected_log_density(dg))
 J = torch.trapezoid(log_pd.exp() * dg, grid.double()).item() - torch.trapezoid((log_pg + dg).exp(), grid.double()).log().item()
 print(f"KL(p_data || p_g)  = {kl_g:.4f}")
 print(f"KL(p_data || p*_d) = {kl_star:.4f}   (trained discriminator)")
-print(f"difference {kl_g - kl_star:.4f}  vs  J(d) = {J:.4f}")
-assert abs((kl_g - kl_star) - J) < 1e-3
-assert kl_star < 0.25 * kl_g, (kl_star, kl_g)
+print(f"difference {kl_g - kl_star:.4f}  vs  J(d) = {J:.4f};  the trained d removes {1 - kl_star / kl_g:.1%} of the KL")
+assert abs((kl_g - kl_star) - J) < 1e-3, "an identity: this checks the quadrature"
+assert kl_star < 0.1 * kl_g, (kl_star, kl_g)
 
 # %% [markdown]
 # The figure shows the two logits, the densities involved, and the histograms before and after
@@ -321,7 +326,7 @@ ax.set_xlabel("confidence $t$ (logit $t\\,d$)"), ax.set_ylabel(r"KL$(p_{data}\,\
 ax.set_yscale("symlog", linthresh=1e-3), ax.set_ylim(0, 2), ax.legend(fontsize=8)
 plt.tight_layout()
 plt.show()
-assert abs(best_t - 1) < 0.06, best_t
+assert abs(best_t - 1) < 0.06, best_t  # KL >= 0 with equality only at t = 1: an identity, up to the grid of t
 assert (kl_exact_t[(ts > 0) & (ts <= 1)] < kl_g).all() and (kl_trained_t[(ts > 0) & (ts <= 1)] < kl_g).all()
 
 # %% [markdown]
@@ -360,12 +365,14 @@ for s in [1.0, 0.8, 0.6, 0.45]:
 print(" s     ESS/N  predicted  largest weight  TV after reweighting")
 for s, ess, pred, wmax, tv in rows:
     print(f"{s:4.2f}  {ess:6.3f}  {pred:9.3f}  {wmax:14.2e}  {tv:8.4f}")
-assert abs(rows[0][1] - rows[0][2]) < 0.05 * rows[0][2], rows[0]
-assert rows[-1][1] < 0.5 * rows[0][1], rows
+print(f"s = 1: ESS/N minus its prediction {rows[0][1] - rows[0][2]:+.4f}")
+# over sample seeds ESS/N at s = 1 scatters by about 0.001 around the prediction at N = 200,000 (0.004 at 20,000)
+assert abs(rows[0][1] - rows[0][2]) < ebmlib.pick(0.003, 0.012), rows[0]
+assert rows[-1][1] < rows[0][1] / 10, rows
 
 # %% [markdown]
 # For the original generator ($s = 1$) the measured ESS agrees with the prediction. As the generator
-# narrows, its tails stop covering the data, the largest single weight grows by orders of magnitude,
+# narrows, the ESS falls more than tenfold: its tails stop covering the data, the largest single weight grows by orders of magnitude,
 # and the reweighted histogram gets noisier even though the weights are exact. In high dimensions this
 # effect is severe, which is one reason to *sample* from $p^*_d$ (chapters 04 and 05) rather than only
 # reweight.

@@ -28,8 +28,11 @@
 # $W_1$ has a closed form, so we can check the critic's estimate against the exact number, with the two
 # usual ways of keeping a critic Lipschitz: a gradient penalty and spectral normalisation. Second, can
 # the critic be read as an energy, as the DDLS paper proposes, and drive Langevin sampling in latent
-# space like the logistic discriminator of chapter 05? The answer to the second depends on a detail
-# that the energy reading hides: the critic's *scale*.
+# space like the logistic discriminator of chapter 05? The paper's argument is that the critic's update
+# is an approximate maximum-likelihood step for the energy-based model $p_g e^{D}/Z_0$, the step of
+# chapter 01 with the generator's samples standing in for the model's. We derive it, measure where the
+# approximation holds, and find that the answer turns on a detail the energy reading hides: the
+# critic's *scale*.
 
 # %%
 # %config InlineBackend.figure_formats = ['png']
@@ -37,6 +40,7 @@ import math
 
 import matplotlib.pyplot as plt
 import torch
+import torch.nn.functional as F
 
 import ebmlib
 from ebmlib import losses, plot, toy
@@ -96,23 +100,27 @@ print("smoke mode" if SMOKE else "full mode")
 # densities agree almost exactly.
 #
 # `ebmlib.wasserstein` computes both sides exactly: `w1_exact` integrates $\lvert F_p - F_q \rvert$ for two
-# `Mixture1D` laws on a fine grid (error below $10^{-8}$), `w1_quantiles` integrates the quantile form
+# `Mixture1D` laws on a fine grid, `w1_quantiles` integrates the quantile form
 # for any two quantile functions, `w1_empirical` couples two equal-size samples by sorting, and
 # `kantorovich_potential` integrates the sign above. A first check on Gaussians, where
 # $W_1(\mathcal N(\mu_1, \sigma^2), \mathcal N(\mu_2, \sigma^2)) = \lvert \mu_1 - \mu_2 \rvert$ and
 # $W_1(\mathcal N(0, \sigma_1^2), \mathcal N(0, \sigma_2^2)) = \lvert\sigma_1 - \sigma_2\rvert \sqrt{2/\pi}$
-# (the quantiles are $\sigma\,\Phi^{-1}(u)$, and $\mathbb E\lvert Z \rvert = \sqrt{2/\pi}$):
+# (the quantiles are $\sigma\,\Phi^{-1}(u)$, and $\mathbb E\lvert Z \rvert = \sqrt{2/\pi}$). Both sides of
+# each line are the same number computed two ways: the check is of the integrals' accuracy, $10^{-8}$
+# for the grid integral of $\lvert F_p - F_q \rvert$ and $10^{-6}$ for the quantile form.
 
 # %%
 normal_quantile = lambda mean, std: (lambda u: mean + std * torch.special.ndtri(u))  # noqa: E731
-checks = [
-    ("N(0,1) vs N(3,1)", W.w1_exact(toy.Mixture1D([0.0], [1.0]), toy.Mixture1D([3.0], [1.0])), 3.0),
-    ("N(0,1) vs N(0,4)", W.w1_exact(toy.Mixture1D([0.0], [1.0]), toy.Mixture1D([0.0], [2.0])), math.sqrt(2 / math.pi)),
-    ("quantile form, N(0,1) vs N(0,4)", W.w1_quantiles(normal_quantile(0, 1), normal_quantile(0, 2)), math.sqrt(2 / math.pi)),
+checks = [  # (name, value, closed form, accuracy of the integral)
+    ("N(0,1) vs N(3,1)", W.w1_exact(toy.Mixture1D([0.0], [1.0]), toy.Mixture1D([3.0], [1.0])), 3.0, 1e-8),
+    ("N(0,1) vs N(0,4)", W.w1_exact(toy.Mixture1D([0.0], [1.0]), toy.Mixture1D([0.0], [2.0])), math.sqrt(2 / math.pi),
+     1e-8),
+    ("quantile form, N(0,1) vs N(0,4)", W.w1_quantiles(normal_quantile(0, 1), normal_quantile(0, 2)),
+     math.sqrt(2 / math.pi), 1e-6),
 ]
-for name, value, exact in checks:
-    print(f"{name:32s} {value:.7f}   closed form {exact:.7f}")
-    assert abs(value - exact) < 1e-5
+for name, value, exact, accuracy in checks:
+    print(f"{name:32s} {value:.7f}   closed form {exact:.7f}   |difference| {abs(value - exact):.1e}")
+    assert abs(value - exact) < accuracy, "an identity: the integral should reproduce the closed form"
 
 # %% [markdown]
 # ## A critic in one dimension
@@ -128,7 +136,7 @@ gen = torch.Generator().manual_seed(0)
 n_emp = ebmlib.pick(200_000, 20_000)
 w1_emp = W.w1_empirical(p_data.sample(n_emp, gen), p_g.sample(n_emp, gen))
 print(f"exact W1 = {w1:.4f};  empirical W1 of two samples of {n_emp:,}: {w1_emp:.4f}")
-assert abs(w1_emp - w1) < 0.02
+assert abs(w1_emp - w1) < ebmlib.pick(0.005, 0.015), (w1_emp, w1)
 
 # %% [markdown]
 # A neural critic must be kept (roughly) 1-Lipschitz, or the supremum is infinite: scale any $f$ with a
@@ -168,15 +176,17 @@ for name, (loss, sn) in setups.items():
 
 # %% [markdown]
 # The tolerances we hold them to: the penalised critic within 5% of the exact value (the overshoot
-# formula above, $W_1/(2\lambda)$ with $\lambda = 10$, would predict about +2.5%, but it holds for a linear
-# optimal potential, and this one is not; exercise 1 asks how far it carries); the SN critic between
-# 80% and 102% of it, since spectral normalisation can only err downwards (the 2% is the sampling noise
-# of the evaluation and the power iteration's approximation).
+# formula above, $W_1/(2\lambda)$ with $\lambda = 10$, would predict the overshoot printed below, but it
+# holds for a linear optimal potential, and this one is not; exercise 1 asks how far it carries); the SN
+# critic between 0.8 and 1.02 times it, since spectral normalisation can only err downwards (the 0.02 is
+# the sampling noise of the evaluation and the power iteration's approximation).
 
 # %%
+print(f"overshoot predicted for a linear potential, W1 / (2 lambda): {w1 / 20:+.1%}; "
+      f"measured: {estimates['gradient penalty'] / w1 - 1:+.1%}")
 tol_gp = 0.05 if not SMOKE else 0.2
 assert abs(estimates["gradient penalty"] - w1) < tol_gp * w1, estimates
-assert (0.8 if not SMOKE else 0.5) * w1 < estimates["spectral norm"] < 1.02 * w1, estimates
+assert (0.8 if not SMOKE else 0.7) * w1 < estimates["spectral norm"] < 1.02 * w1, estimates
 
 # %% [markdown]
 # Now the potentials themselves. A critic is defined up to a constant, so we shift each curve to mean
@@ -203,6 +213,9 @@ for (k, v), style in zip(centred.items(), ["k-", "C2--", "C3-."]):
 axes[1].set_title("critic vs the exact Kantorovich potential (shifted to mean 0)"), axes[1].legend()
 plt.tight_layout()
 plt.show()
+gap_cdf = p_g.cdf(x.double()) - p_data.cdf(x.double())
+turns = x[1:][gap_cdf[1:] * gap_cdf[:-1] < 0]
+print("F_g - F_data changes sign at x =", ", ".join(f"{t:.2f}" for t in turns.tolist()))
 for k, v in centred.items():
     if k.startswith("critic"):
         print(f"{k}: mean distance from f* under (p_data + p_g) / 2: "
@@ -210,10 +223,10 @@ for k, v in centred.items():
 
 # %% [markdown]
 # The exact potential is a zigzag of slopes $\pm 1$, turning where $F_g = F_\text{data}$. The penalised
-# critic reproduces it except on the short stretch between $-2$ and $-1.2$, where $F_g$ and
+# critic reproduces it except on the short stretch between the first two turns, $-2.00$ and $-1.18$,, where $F_g$ and
 # $F_\text{data}$ nearly agree, so that any slope there earns almost nothing; the critic stays flat
 # (the one-sided penalty allows any slope up to 1), which shifts the whole left branch down. The SN
-# critic also stays flat beyond the turn near $x = 2$, where it would have to swing from slope $+1$ to
+# critic also stays flat beyond the turn at $x = 2.16$, where it would have to swing from slope $+1$ to
 # $-1$: there go most of its missing percent of $W_1$. Far out in the tails, where neither distribution
 # puts samples or interpolates, nothing constrains either critic.
 #
@@ -237,17 +250,151 @@ for name, loss in [("two-sided", losses.WassersteinGP(10.0)), ("one-sided", loss
     print(f"{name} penalty, seeds {list(trap_seeds)}: W1 estimates {[round(v, 3) for v in values]}  (exact {w1:.3f})")
 
 # %% [markdown]
+# ## The critic's update as approximate maximum likelihood
+#
+# Why should a critic be an energy at all? The DDLS paper (Che et al. 2020) answers with the likelihood
+# argument of chapter 01. Given the generator's density $p_g$ and a function $D$, chapter 03's energy
+# $E(x) = -\log p_g(x) - D(x)$ defines the model
+#
+# $$p_D(x) = \frac{p_g(x)\, e^{D(x)}}{Z_0}, \qquad Z_0 = \mathbb E_{p_g}\big[e^{D}\big].$$
+#
+# Hold $p_g$ fixed and fit $D = D_\phi$, a network with weights $\phi$, by maximum likelihood. The mean
+# log-likelihood of the data is
+#
+# $$\ell(\phi) = \mathbb E_{p_\text{data}}[\log p_g] + \mathbb E_{p_\text{data}}[D_\phi] - \log \mathbb E_{p_g}\big[e^{D_\phi}\big].$$
+#
+# The first term does not depend on $\phi$, and the other two are the Donsker-Varadhan value $\mathcal J(D)$ of
+# chapter 03, so maximising the likelihood is minimising $\mathrm{KL}(p_\text{data} \Vert p_D)$. Differentiating
+# $\log Z_0$ as chapter 01 differentiated $\log Z_\theta$,
+#
+# $$\nabla_\phi \log Z_0 = \frac{\mathbb E_{p_g}\big[e^{D}\, \nabla_\phi D\big]}{\mathbb E_{p_g}\big[e^{D}\big]} = \mathbb E_{p_D}[\nabla_\phi D],
+#   \qquad
+#   \nabla_\phi \ell = \mathbb E_{p_\text{data}}[\nabla_\phi D] - \mathbb E_{p_D}[\nabla_\phi D].$$
+#
+# This is chapter 01's gradient with $-E_\theta$ replaced by $D$: raise $D$ on the data, lower it on samples of
+# the model. Those samples are the expensive part: a Langevin run on $p_D$, DDLS itself, for every update.
+# The critic's update in a WGAN is the gradient of $\mathbb E_{p_\text{data}} D - \mathbb E_{p_g} D$,
+#
+# $$\mathbb E_{p_\text{data}}[\nabla_\phi D] - \mathbb E_{p_g}[\nabla_\phi D],$$
+#
+# the same expression with the generator's samples in place of the model's. The swap is exact when $D$ is
+# constant where the generator puts mass (then $p_D = p_g$), and good to first order when $D$ varies little
+# there. With chapter 03's expansion $e^{D}/Z_0 = 1 + (D - \mathbb E_{p_g} D) + O(D^2)$,
+#
+# $$\mathbb E_{p_D}[\nabla_\phi D] = \mathbb E_{p_g}[\nabla_\phi D] + \operatorname{Cov}_{p_g}\big(D, \nabla_\phi D\big) + \dots,
+#   \qquad
+#   \nabla_\phi \ell = \nabla_\phi\big(\mathbb E_{p_\text{data}} D - \mathbb E_{p_g} D\big) - \operatorname{Cov}_{p_g}\big(D, \nabla_\phi D\big) + \dots$$
+#
+# For a critic of scale $s$, $D = s f$, the critic's update is of order $s$ and the covariance of order $s^2$,
+# so the two directions make an angle of order $s$ and their cosine is $1 - O(s^2)$. Expanding the objective
+# itself shows what the critic's objective leaves out:
+#
+# $$\ell(s f) - \text{const} = s\,\big(\mathbb E_{p_\text{data}} f - \mathbb E_{p_g} f\big) - \frac{s^2}{2}\operatorname{Var}_{p_g}(f) + O(s^3).$$
+#
+# The critic's objective is the linear term alone. It grows without bound with $s$, while the likelihood
+# turns over at a best scale $s^*$, where $\mathbb E_{p_\text{data}} f = \mathbb E_{p_{sf}} f$: the
+# $-\log Z_0$ term holds it back. In a WGAN the Lipschitz constraint takes that term's place. It bounds how
+# much $D$ can vary over the data, keeps the objective finite, and is what the argument relies on to keep
+# $D$ in the regime where the swap is good. Whether a slope of at most 1 is small enough is a question of
+# numbers.
+#
+# In one dimension we can measure it. Take the penalised critic trained above as $f$, set $D = s f$, and
+# compute both gradients, with respect to all of the critic's weights, by quadrature against the exact
+# densities: each expectation $\mathbb E_q[\nabla_\phi f]$ is the gradient of one weighted sum of $f$ over
+# a grid.
+
+# %%
+f_net = critics["gradient penalty"]
+xg = torch.linspace(-9.0, 8.0, 8001, dtype=torch.float64)  # both densities are negligible outside
+w_data = torch.softmax(p_data.log_prob(xg).double(), 0)  # quadrature weights of p_data on the grid
+log_pg_grid = p_g.log_prob(xg).double()
+f_grid = f_net(xg.float()[:, None])  # keeps the graph to the critic's weights
+f_val = f_grid.detach().double()
+
+
+def expected_grad(weights):
+    """sum_i weights_i grad_phi f(x_i) over the grid, flattened: E_q[grad_phi f] when the weights are q's."""
+    grads = torch.autograd.grad((weights.float() * f_grid).sum(), list(f_net.parameters()), retain_graph=True)
+    return torch.cat([g.reshape(-1) for g in grads]).double()
+
+
+def tilted(s):
+    """Quadrature weights of p_g e^{s f} / Z0 on the grid."""
+    return torch.softmax(log_pg_grid + s * f_val, 0)
+
+
+w_gen = tilted(0.0)
+grad_data = expected_grad(w_data)
+grad_critic = grad_data - expected_grad(w_gen)  # the critic's update, per unit of s
+f_centred = f_val - (w_gen * f_val).sum()
+cov = expected_grad(w_gen * f_centred)  # Cov_pg(f, grad_phi f)
+std_g = (w_gen * f_centred ** 2).sum().sqrt().item()
+
+s_values = torch.logspace(-2, 1, 31, dtype=torch.float64)
+cosine, first_order = [], []
+for s in s_values.tolist():
+    grad_ml = grad_data - expected_grad(tilted(s))  # the likelihood gradient, per unit of s
+    cosine.append(F.cosine_similarity(grad_ml, grad_critic, dim=0).item())
+    # the share of the difference between the two that the first-order term -s Cov_pg(f, grad f) leaves
+    first_order.append(((grad_ml - (grad_critic - s * cov)).norm() / (grad_ml - grad_critic).norm()).item())
+cosine, first_order = torch.tensor(cosine, dtype=torch.float64), torch.tensor(first_order, dtype=torch.float64)
+
+fine_s = torch.linspace(0.01, 2.0, 1991, dtype=torch.float64)
+dl_ds = torch.stack([(w_data * f_val).sum() - (tilted(s) * f_val).sum() for s in fine_s.tolist()])
+s_star = fine_s[(dl_ds > 0).sum()].item()  # dl/ds falls through 0 once: the likelihood's best scale
+s_99 = s_values[cosine >= 0.99].max().item()
+lo, hi = s_values[cosine > 0].max().item(), s_values[cosine <= 0].min().item()
+for _ in range(30):  # bisect for the scale at which the cosine crosses zero
+    mid = (lo * hi) ** 0.5
+    lo, hi = (mid, hi) if F.cosine_similarity(grad_data - expected_grad(tilted(mid)), grad_critic, dim=0) > 0 else (lo, mid)
+s_zero = lo
+small = s_values <= 0.031
+design = torch.stack([s_values[small].log(), torch.ones(int(small.sum()), dtype=torch.float64)], 1)
+slope = torch.linalg.lstsq(design, (1 - cosine[small]).log()[:, None]).solution[0].item()
+residual_per_s = (first_order / s_values)[s_values <= 0.1].max().item()
+cos_trained = cosine[s_values == 1.0].item()
+print(" scale s   cos(likelihood gradient, critic update)   first-order residual")
+for i in range(0, len(s_values), 3):
+    print(f"{s_values[i]:8.3f}   {cosine[i]:38.5f}   {first_order[i]:20.4f}")
+print(f"slope of log(1 - cos) against log s for s <= 0.03: {slope:.2f} (the expansion says 2)")
+print(f"largest first-order residual / s for s <= 0.1: {residual_per_s:.2f}")
+print(f"cos >= 0.99 up to s = {s_99:.3f} (s times the std of f under p_g, {std_g:.2f}: {s_99 * std_g:.2f})")
+print(f"cos crosses zero at s = {s_zero:.3f};  the likelihood's best scale s* = {s_star:.3f}")
+print(f"the critic as trained (s = 1): cos = {cos_trained:.3f}")
+
+fig, ax = plt.subplots(figsize=(6.5, 3.6))
+ax.semilogx(s_values, cosine, "o-", ms=3, label="cos(likelihood gradient, critic update)")
+ax.axvline(s_star, color="C1", ls="--", label=f"the likelihood's best scale $s^*$ = {s_star:.2f}")
+ax.axvline(1.0, color="grey", ls=":", label="the critic as trained, $s$ = 1")
+ax.axhline(0, color="k", lw=0.5)
+ax.set_xlabel("scale $s$ of $D = s f$"), ax.set_title("the critic's update against the likelihood's")
+ax.legend(fontsize=8)
+plt.tight_layout()
+plt.show()
+assert 1.8 < slope < 2.4, slope
+assert residual_per_s < 0.5, residual_per_s
+assert cos_trained < -0.9, cos_trained
+
+# %% [markdown]
+# At small scales the two updates agree as the expansion says: $1 - \cos$ falls like $s^2$, and the
+# first-order term $-s\operatorname{Cov}_{p_g}(f, \nabla_\phi f)$ accounts for their difference up to a
+# residual of order $s$. The agreement (a cosine of at least 0.99) lasts while $s f$ varies by about a
+# tenth of a nat over the generator's samples. Beyond that the likelihood's gradient turns away, and the
+# cosine crosses zero close to $s^*$. There is a reason for that. The last layer of $f$ is linear, so scaling
+# its weights scales $D$; along that direction in weight space the critic's update is the gap
+# $\mathbb E_{p_\text{data}} f - \mathbb E_{p_g} f > 0$ at every scale, while the likelihood's is $d\ell/ds$,
+# which changes sign at $s^*$. The critic always asks to be steeper, and the likelihood agrees only below
+# $s^*$. At the scale the critic was trained to, where the Lipschitz bound stopped it, the two updates point
+# in nearly opposite directions: the likelihood would flatten this critic to about a third of its slope.
+# So the Lipschitz constraint does keep the critic bounded, but here not small enough for the first-order
+# swap: the critic's shape is a likelihood direction, its scale is not. The next section fits the scale.
+#
 # ## The critic as an energy, and why its scale matters
 #
-# The energy reading of chapter 03 says: given a generator $p_g$ and a function $D$, define
-#
-# $$p_D(x) = \frac{p_g(x)\, e^{D(x)}}{Z}, \qquad Z = \mathbb E_{p_g} e^{D}.$$
-#
-# Che et al. (2020) extend the reading beyond the logistic loss, the WGAN critic included: the generator
-# and the critic together define $p_g e^{D}/Z$, which DDLS samples. For the logistic discriminator the reading is
-# exact at the optimum, because $d^* = \log p_\text{data}/p_g$ makes $p_{d^*} = p_\text{data}$. For a
-# critic nothing fixes the scale: the Wasserstein objective is unchanged when $D$ is shifted, and the
-# Lipschitz bound, not the data, sets how steep it is. The family
+# For the logistic discriminator the energy reading is exact at the optimum, because
+# $d^* = \log p_\text{data}/p_g$ makes $p_{d^*} = p_\text{data}$. For a critic nothing in its training fixes
+# the scale: the Wasserstein objective is unchanged when $D$ is shifted, and the Lipschitz bound, not the
+# data, sets how steep it is. The family
 #
 # $$p_a(x) \propto p_g(x)\, e^{a D(x)}, \qquad a \ge 0,$$
 #
@@ -257,7 +404,8 @@ for name, loss in [("two-sided", losses.WassersteinGP(10.0)), ("one-sided", loss
 # $$\mathrm{KL}(p_\text{data} \Vert p_a) = \mathrm{KL}(p_\text{data} \Vert p_g) - \Big(a\, \mathbb E_{p_\text{data}} D - \log \mathbb E_{p_g} e^{a D}\Big).$$
 #
 # The bracket is the Donsker-Varadhan lower bound on $\mathrm{KL}(p_\text{data} \Vert p_g)$ evaluated at
-# $aD$; the best scale maximises it. This is the sense in which a critic "is" an energy: the best member
+# $aD$, which is also the log-likelihood $\ell(aD)$ of the previous section up to a constant; the best
+# scale maximises it, and it is the $s^*$ found there. This is the sense in which a critic "is" an energy: the best member
 # of the exponential family $p_g e^{aD}$, which is a better model of the data than $p_g$ whenever the
 # bracket is positive. The optimal logit is the special case where the family contains $p_\text{data}$ itself.
 #
@@ -295,14 +443,15 @@ scales = torch.linspace(0, 2, 201)
 kls = torch.tensor([kl_to_tilt(a.item()) for a in scales])
 a_best = scales[kls.argmin()].item()
 kl_g, kl_raw, kl_head, kl_best = kl_to_tilt(0.0), kl_to_tilt(1.0), kl_to_tilt(a_head), kls.min().item()
-print(f"head calibration: a = {a_head:.2f}, b = {b_head:.2f};  the KL-best scale on a grid: a = {a_best:.2f}")
+print(f"head calibration: a = {a_head:.2f}, b = {b_head:.2f};  the KL-best scale on a grid: a = {a_best:.2f} "
+      f"(s* above: {s_star:.3f})")
 print(f"KL(p_data || p_g)                = {kl_g:.4f}")
-print(f"KL(p_data || p_g e^D / Z)        = {kl_raw:.4f}   (the critic as it is, a = 1)")
-print(f"KL(p_data || p_g e^(aD+b) / Z)   = {kl_head:.4f}   (head-calibrated)")
+print(f"KL(p_data || p_g e^D / Z0)       = {kl_raw:.4f}   (the critic as it is, a = 1)")
+print(f"KL(p_data || p_g e^(aD+b) / Z0)  = {kl_head:.4f}   (head-calibrated)")
 print(f"KL at the best scale             = {kl_best:.4f}")
 
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.6))
-axes[0].plot(scales, kls, label="KL(p_data || p_g e^{aD}/Z)")
+axes[0].plot(scales, kls, label="KL(p_data || p_g e^{aD}/Z0)")
 axes[0].axvline(a_head, color="C1", ls="--", label=f"head calibration, a = {a_head:.2f}")
 axes[0].axvline(1.0, color="grey", ls=":", label="the raw critic, a = 1")
 axes[0].set_xlabel("scale a"), axes[0].set_title("the critic's scale decides the energy"), axes[0].legend()
@@ -310,12 +459,12 @@ tilt = (log_pg + a_head * D_q).exp()
 tilt = tilt / torch.trapezoid(tilt, xq)
 axes[1].plot(xq, log_pd.exp(), label="$p_\\mathrm{data}$")
 axes[1].plot(xq, log_pg.exp(), label="$p_g$")
-axes[1].plot(xq, tilt, "k--", label="$p_g e^{aD+b}/Z$ (head)")
+axes[1].plot(xq, tilt, "k--", label="$p_g e^{aD+b}/Z_0$ (head)")
 axes[1].set_xlim(-5, 4), axes[1].set_title("the generator corrected by the calibrated critic"), axes[1].legend()
 plt.tight_layout()
 plt.show()
 assert kl_head < kl_g - 0.02, "the calibrated critic should correct the generator towards the data"
-assert kl_head < kl_best + 0.05, "the logistic head should land near the KL-best scale"
+assert kl_head < kl_best + 0.002, "the logistic head should land near the KL-best scale"
 
 # %% [markdown]
 # The calibrated critic does correct the generator: mass moves out of the gap between the two data
@@ -329,7 +478,8 @@ assert kl_head < kl_best + 0.05, "the logistic head should land near the KL-best
 #
 # Now the experiment of chapter 05 with a WGAN. `ebmlib.recipes.wgan.train_wgan_pair` trains an MLP WGAN
 # on the grid (a 2-D latent, a 128-unit generator and critic, the one-sided penalty, three critic steps
-# per generator step, 1,200 generator steps): under half a minute on one CPU core. Its generator finds
+# per generator step, 1,200 generator steps; the settings are printed below): under a minute on one
+# CPU core. Its generator finds
 # most modes but spreads much of its mass on the bridges between them, and we run DDLS on each pair
 # with four energies:
 #
@@ -351,6 +501,9 @@ finetune = {**wgan.WGAN_CALIBRATION, **({} if not SMOKE else {"steps": 300})}
 residual = {**table1.CALIBRATION, **({} if not SMOKE else {"steps": 300})}
 ddls_options = dict(table1.SAMPLER_OPTIONS["ddls"])
 n = ebmlib.pick(10_000, 2_000)
+print(f"WGAN: {wgan.WGAN_NETS['hidden']}-unit generator and critic, {wgan.WGAN_TRAIN['n_dis']} critic steps per "
+      f"generator step, {(train or wgan.WGAN_TRAIN)['steps']} generator steps; fine-tuning: {finetune['steps']} "
+      f"steps; DDLS: {ddls_options}")
 methods = {"generator": "generator alone", "raw": "DDLS, raw critic", "head": "DDLS, head-calibrated",
            "finetune": "DDLS, fine-tuned critic", "residual": "DDLS, critic + residual"}
 results = {m: [] for m in methods}
@@ -399,8 +552,8 @@ plt.show()
 # fine-tuned critic is a logit again, steeper where the data are narrow, and DDLS with it pulls many of
 # the bridges into the modes, with no mode lost (on a seed whose generator barely covers some modes, DDLS
 # even brings a few above the 20-sample threshold). The critic with a fitted residual goes furthest: at
-# least 40 points above the generator alone on every seed, and above the fine-tuned critic on every
-# seed. The correction supplies the steep bowls around the modes that neither a 1-Lipschitz potential nor
+# least 40 points of high quality above the generator alone on every seed (the smallest gain is printed
+# below), and above the fine-tuned critic on every seed. The correction supplies the steep bowls around the modes that neither a 1-Lipschitz potential nor
 # a ReLU logit of this size expresses. It cannot supply mass that the generator does not make: on the
 # seed whose generator has lost the most modes, DDLS stays well below the others, since no local sampler
 # brings a lost mode back. (`python -m ebmlib toy-table` reports the generator and the critic + residual
@@ -410,16 +563,18 @@ plt.show()
 hq = {m: [r["hq_fraction"] for r in results[m]] for m in methods}
 gain = min(f - g for f, g in zip(hq["finetune"], hq["generator"]))
 print(f"smallest gain in high quality over the seeds, fine-tuned critic: {gain:+.3f}")
-print(f"lowest high-quality share with the residual: {min(hq['residual']):.3f}")
-if not SMOKE:  # the smoke run trains its WGAN for a few hundred steps only: too crude for these claims
+print(f"lowest high-quality share with the residual: {min(hq['residual']):.3f}; its smallest gain over the "
+      f"generator alone: {min(r - g for r, g in zip(hq['residual'], hq['generator'])):+.3f}")
+# the critic with a fitted residual: checked in the smoke run too
+for i, seed in enumerate(seeds):
+    assert results["residual"][i]["modes"] >= results["generator"][i]["modes"], f"seed {seed}: DDLS lost a mode"
+assert min(r - f for r, f in zip(hq["residual"], hq["finetune"])) > 0, hq
+assert min(r - g for r, g in zip(hq["residual"], hq["generator"])) >= 0.4, hq
+if not SMOKE:  # the smoke run's WGAN (300 steps) and fine-tuning (300 steps) are too crude for these claims
     for i, seed in enumerate(seeds):
         assert results["finetune"][i]["modes"] >= results["generator"][i]["modes"], f"seed {seed}: DDLS lost a mode"
     assert gain >= 0.25, f"DDLS with the fine-tuned critic should add at least 25 points of high quality, got {gain:.3f}"
     assert max(abs(h - g) for h, g in zip(hq["head"], hq["generator"])) < 0.05, "the head-calibrated critic barely moves p_g"
-    for i, seed in enumerate(seeds):
-        assert results["residual"][i]["modes"] >= results["generator"][i]["modes"], f"seed {seed}: DDLS lost a mode"
-    assert min(r - f for r, f in zip(hq["residual"], hq["finetune"])) > 0, hq
-    assert min(r - g for r, g in zip(hq["residual"], hq["generator"])) >= 0.4, hq
 
 # %% [markdown]
 # ## Summary
@@ -432,7 +587,14 @@ if not SMOKE:  # the smoke run trains its WGAN for a few hundred steps only: too
 #   $W_1/(2\lambda)$ expected for a linear potential did not show here); a spectrally normalised one stays below it, because
 #   normalised piecewise-linear layers cannot turn as sharply as the optimal potential. The two-sided
 #   penalty can trap a 1-D critic at the wrong sign.
-# - Read as an energy, the critic defines the family $p_g e^{aD}/Z$. Its scale is not fixed by training;
+# - The maximum-likelihood gradient of the model $p_g e^{D}/Z_0$ is
+#   $\mathbb E_{p_\text{data}}[\nabla D] - \mathbb E_{p_g e^D/Z_0}[\nabla D]$; the critic's update replaces the
+#   model's samples by the generator's. For $D = s f$ the two directions agree to $1 - \cos = O(s^2)$, with
+#   the first-order correction $-\operatorname{Cov}_{p_g}(D, \nabla D)$; the critic's objective is the linear
+#   part of the likelihood, unbounded without the Lipschitz constraint. In one dimension the agreement held
+#   (cosine at least 0.99) only while $sf$ varied by about a tenth of a nat; at the 1-Lipschitz critic's own
+#   scale the two updates pointed in nearly opposite directions.
+# - Read as an energy, the critic defines the family $p_g e^{aD}/Z_0$. Its scale is not fixed by training;
 #   the best scale maximises $a\,\mathbb E_{p_\text{data}} D - \log \mathbb E_{p_g} e^{aD}$, and the
 #   logistic head of `ebmlib.calibrate` fits it in practice.
 # - A transport potential says where mass must go, not how much density is missing. On the 25-Gaussian
@@ -446,7 +608,9 @@ if not SMOKE:  # the smoke run trains its WGAN for a few hundred steps only: too
 #    against $\lambda$. Does the overshoot follow $W_1^2/(2\lambda)$ here, where the optimal potential is
 #    not linear?
 # 2. Give the SN critic more capacity (`hidden=256, depth=3`) or a smooth activation
-#    (`activation="elu"`). Which closes more of the gap to the exact $W_1$?
+#    (`activation="elu"`). Which closes more of the gap to the exact $W_1$? Then repeat the comparison of
+#    the likelihood gradient with the critic's update for the SN critics as $f$: does the scale at which
+#    the cosine falls below 0.99 follow $0.1/\operatorname{std}_{p_g}(f)$?
 # 3. Find the scale by the Donsker-Varadhan bound instead of the logistic head: on the grid, estimate
 #    $a\,\mathbb E_{p_\text{data}} D - \log \mathbb E_{p_g} e^{aD}$ from samples for a range of $a$ and run
 #    DDLS at the maximiser. Does the raw WGAN critic become useful?

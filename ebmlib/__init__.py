@@ -7,7 +7,7 @@ Data flows one way through the modules: data (``toy``, ``cifar10``, ``digits``, 
 -> ``metrics`` (with ``features``) -> ``plot``; no module imports one further down. ``recipes`` holds the
 papers' experiments built from them.
 """
-from . import digits, energy, images, losses, mcmc, nets, plot, samplers, toy, train, wasserstein
+from . import digits, ebm, energy, images, losses, mcmc, nets, plot, samplers, toy, train, wasserstein
 from ._runtime import default_device, pick, smoke
 from .energy import calibrate, latent_energy
 from .mcmc import LangevinDivergence, langevin
@@ -16,6 +16,6 @@ from .samplers import sample
 __version__ = "0.1.0"
 
 __all__ = [
-    "smoke", "pick", "default_device", "digits", "energy", "images", "losses", "mcmc", "nets", "plot", "samplers", "toy",
-    "train", "wasserstein", "calibrate", "latent_energy", "langevin", "sample", "LangevinDivergence",
+    "smoke", "pick", "default_device", "digits", "ebm", "energy", "images", "losses", "mcmc", "nets", "plot",
+    "samplers", "toy", "train", "wasserstein", "calibrate", "latent_energy", "langevin", "sample", "LangevinDivergence",
 ]
