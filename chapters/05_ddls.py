@@ -76,7 +76,7 @@ print(inspect.getsource(ebmlib.latent_energy))
 # and returns $x = G(z_N)$. Two things set the step size $\varepsilon$. Its upper bound is the
 # curvature of $E$: a sharp discriminator composed with a generator that stretches the latent space has
 # a large Lipschitz constant, and a step that is fine for the prior is unstable there (the library then
-# stops with `LangevinDivergence`, naming the step). Its lower bound is mixing: $N\varepsilon$ is the
+# stops with `LangevinDivergence`, naming the step). Its lower bound is mixing: $N\varepsilon/2$ is the
 # "time" the chain runs, and it must be long enough to cross between modes of $p_t$. A Metropolis test
 # (MALA) removes the discretisation bias at any step.
 #

@@ -28,7 +28,7 @@ NETS = dict(latent_dim=2, hidden=128, depth=3, d_hidden=128)
 # steps carry them off the bridges and out of shallow side wells, small late ones let them settle into
 # the steep bottoms of the modes' wells, where a large step is mostly rejected.
 # ``ddls_paper`` is DDLS as the paper writes it: unadjusted Langevin at ε = 0.01, no decay, 1,000 steps
-# (ten time units of the diffusion, ten relaxation times of the prior's part of the energy).
+# (t = Nε/2 = 5 time units of the diffusion, several relaxation times of the prior's part of the energy).
 # ``drs`` is Azadi et al.'s acceptance rule with their γ at the 95th percentile of F.
 SAMPLER_OPTIONS = {
     "generator": {},
