@@ -102,7 +102,8 @@ def _train(args):
 
     options = {k: v for k, v in dict(steps=args.steps, n_dis=args.n_dis, batch_size=args.batch_size, loss=args.loss,
                                      lr_g=args.lr, lr_d=args.lr, ema=args.ema, checkpoint_every=args.checkpoint_every,
-                                     sample_every=args.sample_every, log_every=args.log_every, seed=args.seed).items()
+                                     sample_every=args.sample_every, log_every=args.log_every, seed=args.seed,
+                                     channels_last=args.channels_last, compile=args.compile or None).items()
                if v is not None}
     history = train(args.run, arch=args.arch, dataset=args.dataset, root=args.data, device=args.device, ch=args.ch,
                     latent_dim=args.latent_dim, progress=not args.quiet, **options)
@@ -233,6 +234,10 @@ def build_parser():
     p.add_argument("--sample-every", type=positive_int)
     p.add_argument("--log-every", type=positive_int)
     p.add_argument("--seed", type=int)
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile G and D: fewer kernel launches a step on a GPU, after a compile of minutes")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction,
+                   help="nets and batches in NHWC memory layout (default: on CUDA only); a resume may switch it")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _data_args(p)
     p.set_defaults(run_fn=_train)

@@ -105,12 +105,51 @@ def load_state(module: torch.nn.Module, state_dict: dict, *, what: str, path, sa
     module.load_state_dict(state_dict)
 
 
+# how an optimizer runs, not where it stands: a resumed optimizer keeps its own
+_IMPLEMENTATION = ("fused", "foreach", "capturable", "differentiable")
+
+
 def load_optimizer(optimizer, state_dict, *, what, path):
-    """``optimizer.load_state_dict`` with an error that names the checkpoint."""
+    """``optimizer.load_state_dict`` with an error that names the checkpoint, for an optimizer on any device
+    and in any memory layout.
+
+    The optimizer keeps its own implementation flags (``fused``, ``foreach``, ``capturable``): a CUDA run's
+    fused Adam resumes on the CPU, and a CPU run's plain Adam resumes fused on a GPU. Each state tensor is
+    then placed as the optimizer itself would create it: moments laid out like their parameter (channels_last
+    or not), the step count on the parameter's device when fused or capturable, else on the CPU.
+    """
+    own = [{k: group[k] for k in _IMPLEMENTATION if k in group} for group in optimizer.param_groups]
     try:
         optimizer.load_state_dict(state_dict)
     except (ValueError, KeyError) as err:
         raise CheckpointError(f"checkpoint {path}: the {what} optimizer state does not fit ({err})") from err
+    for group, flags in zip(optimizer.param_groups, own):
+        group.update(flags)
+        on_device = group.get("fused") or group.get("capturable")
+        for p in group["params"]:
+            state = optimizer.state.get(p)
+            if state:
+                optimizer.state[p] = {k: _placed(v, p, k == "step", on_device) for k, v in state.items()}
+
+
+def _placed(value, param, is_step, on_device):
+    if not isinstance(value, torch.Tensor):
+        return value
+    if is_step:
+        return value.to(device=param.device, dtype=torch.float32) if on_device else value.to("cpu")
+    if value.shape == param.shape and value.stride() != param.stride():
+        return torch.empty_like(param, dtype=value.dtype).copy_(value)  # empty_like keeps param's strides
+    return value
+
+
+def set_generator_state(generator: torch.Generator, state) -> bool:
+    """Restore ``generator`` from a saved ``get_state()``; False, leaving it as it was, when ``state`` is not
+    one of its kind (a CPU generator's state is 5,056 bytes, a CUDA generator's 16: a checkpoint written on
+    another device type), so that the caller can reseed it instead."""
+    if not isinstance(state, torch.Tensor) or state.numel() != generator.get_state().numel():
+        return False
+    generator.set_state(state)
+    return True
 
 
 def load_generator(path, G: torch.nn.Module, ema=True, map_location="cpu") -> torch.nn.Module:

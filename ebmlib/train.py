@@ -3,7 +3,9 @@
 ``discriminator_step`` and ``generator_step`` are the only places where a loss, its penalties and an
 optimizer step meet; ``train_gan`` (the adversarial game), ``train_discriminator`` (D alone against
 fixed samplers) and ``ebmlib.train_images.train_images`` (the checkpointed image loop) all call them,
-and all check the loss against D with ``check_loss``.
+and all check the loss against D with ``check_loss``. On a GPU every random number is drawn on the device
+that uses it (``generator_on``): latents and penalty weights by a generator on the nets' device, the
+data by the samplers' CPU generator, whose output is then moved to the device.
 """
 import contextlib
 import time
@@ -11,7 +13,7 @@ import time
 import torch
 
 from ._checks import positive_float, positive_int
-from ._runtime import progress_bar
+from ._runtime import module_device, progress_bar
 from .losses import Wasserstein, get_loss
 from .nets import spectral_norm_layers
 
@@ -32,6 +34,25 @@ def check_loss(loss, D, trains_generator=True):
     return loss
 
 
+def generator_on(device, generator):
+    """The generator that draws on ``device``: ``generator`` itself when it lives there (or is None), else a
+    new generator on ``device`` seeded with one number drawn from ``generator``.
+
+    Drawing on the CPU and copying to a GPU costs a transfer per draw, and a CPU generator cannot drive a
+    draw on a GPU at all; a seed still fixes the run on a given device type, and CPU runs stay exactly
+    what they were (no number is drawn from ``generator`` then).
+    """
+    device = torch.device(device)
+    if generator is None or _same_device(generator.device, device):
+        return generator
+    seed = int(torch.randint(2 ** 62, (1,), generator=generator))
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def _same_device(a, b):
+    return a.type == b.type and (a.index is None or b.index is None or a.index == b.index)
+
+
 def fake_batch(G, n, generator=None, *, device=None, autocast=contextlib.nullcontext):
     """``n`` samples G(z), z ~ N(0, I) drawn with ``generator`` on ``device``, without gradients."""
     z = torch.randn(n, G.latent_dim, device=device, generator=generator)
@@ -44,7 +65,8 @@ def discriminator_step(D, real, fake, loss, optimizer, *, generator=None, autoca
 
     Real and fake go through D as one batch (one forward pass, one spectral-norm power iteration; a D
     with batch norm would see them mixed). The loss is computed in float32 from D's outputs (N,), and a
-    loss's ``penalty(D, real, fake, generator)`` (WGAN-GP) is added to it. Everything returned is detached.
+    loss's ``penalty(D, real, fake, generator)`` (WGAN-GP) is added to it, computed on the eager module when
+    D is a ``torch.compile`` wrapper. Everything returned is detached.
     """
     if real.shape != fake.shape:
         raise ValueError(f"real and fake batches must have the same shape, got {tuple(real.shape)} and "
@@ -57,7 +79,8 @@ def discriminator_step(D, real, fake, loss, optimizer, *, generator=None, autoca
         d_loss = loss.discriminator(real_out, fake_out)
         penalty = getattr(loss, "penalty", None)
         if penalty is not None:
-            d_loss = d_loss + penalty(D, real, fake, generator=generator)
+            # a compiled graph cannot be differentiated twice (the penalty's create_graph); the eager module can
+            d_loss = d_loss + penalty(getattr(D, "_orig_mod", D), real, fake, generator=generator)
     optimizer.zero_grad(set_to_none=True)
     d_loss.backward()
     optimizer.step()
@@ -99,6 +122,8 @@ def train_gan(G, D, sample_data, *, steps, batch_size=256, loss="ns", n_dis=1, l
     accepted for a Lipschitz critic: 'wgan-gp' (its ``penalty(D, real, fake, generator)`` is added to
     every D loss) or 'wgan' with a spectrally normalised D (``MLPDiscriminator(spectral_norm=True)``).
     A loss with ``generator_penalty(D, fake)`` (EBGAN-PT's pulling-away term) has it added to every G loss.
+    The nets train on D's device: ``sample_data`` gets a CPU generator seeded with ``seed`` and its
+    output is moved there; latents and penalty weights are drawn on that device (``generator_on``).
 
     Returns a dict of lists: ``step``, ``d_loss``, ``g_loss`` (every ``log_every`` steps), and
     ``seconds`` (float).
@@ -107,6 +132,8 @@ def train_gan(G, D, sample_data, *, steps, batch_size=256, loss="ns", n_dis=1, l
     loss = check_loss(loss, D)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
+    device = module_device(D)
+    draws = generator_on(device, gen)
     opt_g = torch.optim.Adam(G.parameters(), lr=lr_g, betas=betas)
     opt_d = torch.optim.Adam(D.parameters(), lr=lr_d, betas=betas)
     history = {"step": [], "d_loss": [], "g_loss": []}
@@ -114,9 +141,10 @@ def train_gan(G, D, sample_data, *, steps, batch_size=256, loss="ns", n_dis=1, l
     G.train(), D.train()
     for step in progress_bar(range(1, steps + 1), progress=progress, desc="train"):
         for _ in range(n_dis):
-            real = sample_data(batch_size, gen)
-            d_loss, _, _ = discriminator_step(D, real, fake_batch(G, batch_size, gen), loss, opt_d, generator=gen)
-        g_loss = generator_step(G, D, loss, opt_g, batch_size, generator=gen)
+            real = sample_data(batch_size, gen).to(device)
+            fake = fake_batch(G, batch_size, draws, device=device)
+            d_loss, _, _ = discriminator_step(D, real, fake, loss, opt_d, generator=draws)
+        g_loss = generator_step(G, D, loss, opt_g, batch_size, generator=draws, device=device)
         if step % log_every == 0 or step == steps:
             history["step"].append(step)
             history["d_loss"].append(d_loss.item())
@@ -130,7 +158,9 @@ def train_discriminator(D, sample_real, sample_fake, *, steps, batch_size=256, l
                         lr_decay=False, seed=0, progress=None, log_every=50, loss="ns"):
     """Train D alone against a fixed fake distribution, in place; by default with the logistic loss.
 
-    ``sample_real(n, generator)`` and ``sample_fake(n, generator)`` return (n, dim) tensors of one shape.
+    ``sample_real(n, generator)`` and ``sample_fake(n, generator)`` return (n, dim) tensors of one shape;
+    they get a CPU generator seeded with ``seed``, and what they return is moved to D's device (a
+    penalty's weights are drawn there, by ``generator_on``).
     With the logistic loss the minimiser is the optimal discriminator, whose logit is
     log p_real(x) / p_fake(x). ``loss``: another D loss of ``ebmlib.losses`` (a name or an object), e.g.
     'ebgan' for an energy D trained with the margin loss (chapter 07) or 'wgan-gp' for a critic (chapter
@@ -145,6 +175,8 @@ def train_discriminator(D, sample_real, sample_fake, *, steps, batch_size=256, l
     d_loss_fn = check_loss(loss, D, trains_generator=False)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
+    device = module_device(D)
+    draws = generator_on(device, gen)
     opt = torch.optim.Adam([p for p in D.parameters() if p.requires_grad], lr=lr, betas=betas)
     schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1 - i / steps if lr_decay else 1.0)
     history = {"step": [], "loss": [], "gap": []}
@@ -152,8 +184,8 @@ def train_discriminator(D, sample_real, sample_fake, *, steps, batch_size=256, l
     D.train()
     for step in progress_bar(range(1, steps + 1), progress=progress, desc="train D"):
         with torch.no_grad():
-            real, fake = sample_real(batch_size, gen), sample_fake(batch_size, gen)
-        d_loss, real_out, fake_out = discriminator_step(D, real, fake, d_loss_fn, opt, generator=gen)
+            real, fake = sample_real(batch_size, gen).to(device), sample_fake(batch_size, gen).to(device)
+        d_loss, real_out, fake_out = discriminator_step(D, real, fake, d_loss_fn, opt, generator=draws)
         schedule.step()
         if step % log_every == 0 or step == steps:
             history["step"].append(step)

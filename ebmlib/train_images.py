@@ -2,10 +2,11 @@
 
 The loop for SN-GAN-sized nets (chapter 08): n_dis D updates per G update (``ebmlib.train``'s shared
 steps), Adam, a learning rate that is a pure function of the step, an EMA copy of G, bf16 autocast and
-channels_last on CUDA, atomic checkpoints with auto-resume, a JSONL metrics log and PNG sample grids.
-On the CPU a run that is stopped and resumed ends bit-for-bit where an uninterrupted run ends: the
-checkpoint holds every state the loop reads (nets, optimizers, EMA, step, the RNGs and the data
-source's state) and the learning rate and EMA decay are recomputed from the step.
+channels_last on CUDA, ``torch.compile`` on request, atomic checkpoints with auto-resume, a JSONL metrics
+log and PNG sample grids. On the CPU a run that is stopped and resumed ends bit-for-bit where an
+uninterrupted run ends: the checkpoint holds every state the loop reads (nets, optimizers, EMA, step, the
+RNGs and the data source's state) and the learning rate and EMA decay are recomputed from the step.
+A checkpoint also resumes on another device type, or in another memory layout, though not bit-for-bit.
 """
 import contextlib
 import copy
@@ -110,20 +111,54 @@ def _data_state(batches):
     return {"generator": owner.generator.get_state()}
 
 
-def _set_data_state(batches, state, path):
+def _set_data_state(batches, state, path, reseed):
+    """Restore the data source's state; False when its generator's saved state was of another device type
+    and the generator was seeded with ``reseed()`` instead (the rest of the state is restored)."""
     owner = _data_owner(batches)
     if state is None or owner is None:
         if (state is None) != (owner is None):
             warnings.warn(f"checkpoint {path}: the data source's state was {'not ' if state is None else ''}saved "
                           "but this data source has " + ("one" if state is None else "none") +
                           "; the resumed run draws other batches than an uninterrupted one would")
-        return
+        return True
+    state, fits = _portable_data_state(state, getattr(owner, "generator", None), reseed)
     if "state_dict" in state and hasattr(owner, "load_state_dict"):
         owner.load_state_dict(state["state_dict"])
     elif "generator" in state and isinstance(getattr(owner, "generator", None), torch.Generator):
         owner.generator.set_state(state["generator"])
     else:
         warnings.warn(f"checkpoint {path}: cannot restore the data source's state ({sorted(state)})")
+    return fits
+
+
+def _portable_data_state(state, generator, reseed):
+    """``(state, fits)``: ``state`` with its generator state replaced by a freshly seeded one of ``generator``'s
+    kind when the saved one is of another device type (``fits`` False), else ``state`` as it is."""
+    nested = isinstance(state.get("state_dict"), dict)
+    inner = state["state_dict"] if nested else state
+    saved = inner.get("generator")
+    if not isinstance(generator, torch.Generator) or not isinstance(saved, torch.Tensor):
+        return state, True
+    if saved.numel() == generator.get_state().numel():
+        return state, True
+    fresh = torch.Generator(device=generator.device).manual_seed(reseed()).get_state()
+    inner = {**inner, "generator": fresh}
+    return ({**state, "state_dict": inner} if nested else inner), False
+
+
+def pick_memory_format(channels_last, device):
+    """The layout of nets and batches: ``torch.channels_last`` (NHWC) when ``channels_last`` is True, or when
+    it is None and ``device`` is a GPU (where cuDNN's convolutions are fastest in it); else the standard one."""
+    on = torch.device(device).type == "cuda" if channels_last is None else bool(channels_last)
+    return torch.channels_last if on else torch.contiguous_format
+
+
+def _compiled(module, compile):
+    """``torch.compile(module)`` (with ``compile``'s keyword arguments when it is a dict), or ``module`` itself.
+    The wrapper shares the module's parameters and buffers: the module itself is what checkpoints save."""
+    if not compile:
+        return module
+    return torch.compile(module, **(compile if isinstance(compile, dict) else {}))
 
 
 def _real_batch(batches, batch_size, device, memory_format):
@@ -180,7 +215,7 @@ _TRAJECTORY_KEYS = ("steps", "n_dis", "loss", "lr_g", "lr_d", "betas", "lr_decay
 def train_images(G, D, batches, *, steps, n_dis=5, loss="hinge", lr_g=2e-4, lr_d=2e-4, betas=(0.0, 0.9),
                  lr_decay="linear", ema=0.9999, batch_size=64, out_dir=None, checkpoint_every=1000,
                  sample_every=1000, log_every=100, n_samples=64, seed=0, device=None, amp=True,
-                 channels_last=True, progress=None, resume=True):
+                 channels_last=None, compile=False, progress=None, resume=True):
     """Train an image GAN (G, D) in place: ``steps`` generator updates, each after ``n_dis`` D updates.
 
     G maps (N, G.latent_dim) latents to images (N, C, H, W); D maps images to outputs (N,).
@@ -197,7 +232,12 @@ def train_images(G, D, batches, *, steps, n_dis=5, loss="hinge", lr_g=2e-4, lr_d
     ``ema``: decay of an exponential moving average of G's weights (``ema_decay`` warms it up), or None.
 
     ``device``: default G's device. On CUDA, ``amp`` runs the forward passes under bf16 autocast (losses
-    in float32) and ``channels_last`` stores nets and batches NHWC; both are ignored on the CPU.
+    in float32; ignored on the CPU). ``channels_last`` stores nets and batches NHWC: None (default) on CUDA
+    only, True or False on any device. ``compile=True`` runs G and D through ``torch.compile`` (a dict:
+    its keyword arguments, e.g. ``{"mode": "max-autotune"}``): fewer kernel launches a step on a GPU, at
+    the price of compiling on the first steps; the losses agree with eager ones up to float rounding,
+    spectral norm's power iteration still updates its buffers, and checkpoints hold the plain modules'
+    weights, so they load without compiling (a gradient penalty runs on the eager D).
 
     With ``out_dir``, writes ``checkpoint.pt`` every ``checkpoint_every`` steps and at the end (atomically),
     ``metrics.jsonl`` (step, d_loss, g_loss, lr_g, lr_d, img_per_s, seconds) every ``log_every`` steps and
@@ -205,6 +245,13 @@ def train_images(G, D, batches, *, steps, n_dis=5, loss="hinge", lr_g=2e-4, lr_d
     is one) every ``sample_every`` steps. With ``resume`` and a checkpoint there, training continues
     from it (a finished run returns at once). Ctrl-C finishes the current step, saves a checkpoint and
     re-raises KeyboardInterrupt. Deterministic for a given ``seed`` on the CPU.
+
+    Resuming checks the settings: another architecture or ``ema`` is an error, other trajectory settings
+    (``n_dis``, learning rates, ...) a warning. Another ``channels_last`` works (a memory layout only: weights
+    and optimizer state are loaded into the new layout, the checkpoints record it; rounding differs).
+    A checkpoint written on another device type (CPU <-> CUDA) works too: the CPU random state is restored,
+    generators whose state is of the other device's kind are reseeded from it (deterministically), and one
+    warning says that the run continues but will not end bit-for-bit where an uninterrupted run would.
 
     Returns a dict: lists ``step``, ``d_loss``, ``g_loss`` (means over the last ``log_every`` steps),
     ``lr_g``, ``lr_d``, ``img_per_s`` (real images D saw per second) for the whole run (resumed parts
@@ -224,8 +271,8 @@ def train_images(G, D, batches, *, steps, n_dis=5, loss="hinge", lr_g=2e-4, lr_d
 
     device = torch.device(device) if device is not None else module_device(G)
     cuda = device.type == "cuda"
-    memory_format = torch.channels_last if (cuda and channels_last) else torch.contiguous_format
-    G.to(device, memory_format=memory_format), D.to(device, memory_format=memory_format)
+    layout = pick_memory_format(channels_last, device)
+    G.to(device, memory_format=layout), D.to(device, memory_format=layout)
     g_params = [p for p in G.parameters() if p.requires_grad]
     d_params = [p for p in D.parameters() if p.requires_grad]
     opt_g = torch.optim.Adam(g_params, lr=lr_g, betas=tuple(betas), fused=cuda)
@@ -236,7 +283,7 @@ def train_images(G, D, batches, *, steps, n_dis=5, loss="hinge", lr_g=2e-4, lr_d
 
     config = dict(steps=steps, n_dis=n_dis, loss=_loss_name(loss), lr_g=float(lr_g), lr_d=float(lr_d),
                   betas=[float(b) for b in betas], lr_decay=lr_decay, ema=ema, batch_size=batch_size, seed=seed,
-                  amp=bool(amp and cuda), channels_last=memory_format is torch.channels_last,
+                  amp=bool(amp and cuda), channels_last=layout is torch.channels_last, compile=bool(compile),
                   G=type(G).__name__, D=type(D).__name__)
     out = Path(out_dir) if out_dir is not None else None
     ckpt_path = out / "checkpoint.pt" if out is not None else None
@@ -253,6 +300,7 @@ def train_images(G, D, batches, *, steps, n_dis=5, loss="hinge", lr_g=2e-4, lr_d
     # fixed latents for the sample grids, drawn on the CPU so that every device shows the same z
     z_fixed = torch.randn(n_samples, G.latent_dim, generator=torch.Generator().manual_seed(seed + 1)).to(device)
 
+    G_run, D_run = _compiled(G, compile), _compiled(D, compile)  # the loop's calls; G and D are what is saved
     state = dict(G=G, D=D, G_ema=G_ema, opt_g=opt_g, opt_d=opt_d, gen=gen, batches=batches, config=config,
                  device=device)
     autocast = functools.partial(torch.autocast, device_type=device.type, dtype=torch.bfloat16, enabled=config["amp"])
@@ -265,10 +313,11 @@ def train_images(G, D, batches, *, steps, n_dis=5, loss="hinge", lr_g=2e-4, lr_d
             lr_g_now, lr_d_now = (learning_rate(step, steps, lr, lr_decay) for lr in (lr_g, lr_d))
             _set_lr(opt_g, lr_g_now), _set_lr(opt_d, lr_d_now)
             for _ in range(n_dis):
-                real = _real_batch(batches, batch_size, device, memory_format)
-                fake = fake_batch(G, batch_size, gen, device=device, autocast=autocast)
-                d_loss, _, _ = discriminator_step(D, real, fake, loss, opt_d, generator=gen, autocast=autocast)
-            g_loss = generator_step(G, D, loss, opt_g, batch_size, generator=gen, device=device, autocast=autocast)
+                real = _real_batch(batches, batch_size, device, layout)
+                fake = fake_batch(G_run, batch_size, gen, device=device, autocast=autocast)
+                d_loss, _, _ = discriminator_step(D_run, real, fake, loss, opt_d, generator=gen, autocast=autocast)
+            g_loss = generator_step(G_run, D_run, loss, opt_g, batch_size, generator=gen, device=device,
+                                    autocast=autocast)
             step += 1
             if G_ema is not None:
                 update_ema(G_ema, G, ema_decay(step, ema))
@@ -310,7 +359,7 @@ def _save_samples(G, z, path):
 
 
 def _rng_state(gen, batches, device):
-    return {"torch": torch.get_rng_state(),
+    return {"device": device.type, "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
             "latent": gen.get_state(), "data": _data_state(batches)}
 
@@ -348,11 +397,42 @@ def _restore(path, G, D, G_ema, opt_g, opt_d, gen, batches, config, device):
     if changed:
         warnings.warn(f"resuming {path} with other settings ({', '.join(changed)}); the run will not end where "
                       "an uninterrupted one would")
-    rng = state["rng"]
-    torch.set_rng_state(rng["torch"])
-    if rng.get("cuda") is not None and device.type == "cuda" and len(rng["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(rng["cuda"])
-    gen.set_state(rng["latent"])
-    _set_data_state(batches, rng.get("data"), path)
+    if saved.get("channels_last", config["channels_last"]) != config["channels_last"]:
+        warnings.warn(f"resuming {path} with channels_last {saved['channels_last']} -> {config['channels_last']}: "
+                      "weights and optimizer state are loaded into the new memory layout and the checkpoints record "
+                      "it; the run differs from an uninterrupted one by float rounding only")
+    _restore_rngs(state["rng"], gen, batches, device, path)
     window = {"d": state["window"]["d"].to(device), "g": state["window"]["g"].to(device), "n": state["window"]["n"]}
     return state["step"], state["history"], window
+
+
+def _restore_rngs(rng, gen, batches, device, path):
+    """Put back every random state of a checkpoint that fits this device; reseed the others.
+
+    The CPU state is the same on every machine. A generator whose saved state is of another device type
+    (a checkpoint written on the CPU resumed on CUDA, or the reverse) is seeded from numbers drawn from the
+    saved CPU state, so that resuming the same checkpoint twice gives the same run; one warning says so.
+    """
+    torch.set_rng_state(rng["torch"])
+    seeds = torch.Generator()
+    seeds.set_state(rng["torch"])
+
+    def reseed():
+        return int(torch.randint(2 ** 62, (1,), generator=seeds))
+
+    lost = []
+    if device.type == "cuda" and rng.get("cuda") is not None:
+        if len(rng["cuda"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        else:
+            lost.append(f"the CUDA generators ({len(rng['cuda'])} saved, {torch.cuda.device_count()} here)")
+    if not ckpt.set_generator_state(gen, rng["latent"]):
+        gen.manual_seed(reseed())
+        lost.append("the latent generator")
+    if not _set_data_state(batches, rng.get("data"), path, reseed):
+        lost.append("the data source's generator")
+    written_on = rng.get("device", "another device" if lost else device.type)
+    if lost or written_on != device.type:
+        reseeded = f" ({', '.join(lost)} reseeded from the checkpoint)" if lost else ""
+        warnings.warn(f"resuming {path}, written on {written_on}, on {device.type}: the run continues but will not "
+                      f"end bit-for-bit where an uninterrupted run would{reseeded}")

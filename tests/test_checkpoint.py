@@ -1,4 +1,5 @@
-"""Checkpoint files: atomic saves, loads that name the file and what is wrong, and the nets of a training run."""
+"""Checkpoint files: atomic saves, loads that name the file and what is wrong, the nets of a training run, and
+optimizer and generator states that move between devices and memory layouts."""
 import os
 
 import pytest
@@ -98,3 +99,51 @@ def assert_identical(a, b):
     assert a.keys() == b.keys()
     different = [k for k in a if not torch.equal(a[k], b[k])]
     assert not different, f"differ: {different}"
+
+
+# --- state that moves between devices and memory layouts ------------------------------------------------------
+
+def adam_after_a_step(fused=None, channels_last=False):
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 4, 3)
+    if channels_last:
+        conv.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(conv.parameters(), lr=1e-3, fused=fused)
+    conv(torch.randn(2, 3, 8, 8)).square().mean().backward()
+    opt.step()
+    return conv, opt
+
+
+@pytest.mark.parametrize("saved_fused, own_fused", [(True, None), (None, True)])
+def test_an_optimizer_keeps_its_own_implementation_when_loading_another_ones_state(saved_fused, own_fused):
+    # a CUDA run's Adam is fused; resumed on the CPU it runs plain, and a CPU run's state resumes fused
+    _, saved = adam_after_a_step(fused=saved_fused)
+    conv, opt = adam_after_a_step(fused=own_fused)
+    ckpt.load_optimizer(opt, saved.state_dict(), what="D", path="checkpoint.pt")
+    assert opt.param_groups[0]["fused"] is own_fused
+    state = opt.state[conv.weight]
+    assert torch.equal(state["exp_avg"], saved.state[next(iter(saved.state))]["exp_avg"])
+    assert state["step"].device.type == "cpu" and state["step"].dtype == torch.float32
+    opt.step()  # and it runs
+    assert float(opt.state[conv.weight]["step"]) == 2
+
+
+@pytest.mark.parametrize("saved_nhwc", [False, True])
+def test_optimizer_moments_take_the_memory_layout_of_their_parameters(saved_nhwc):
+    _, saved = adam_after_a_step(channels_last=saved_nhwc)
+    conv, opt = adam_after_a_step(channels_last=not saved_nhwc)
+    ckpt.load_optimizer(opt, saved.state_dict(), what="D", path="checkpoint.pt")
+    for name in ("exp_avg", "exp_avg_sq"):
+        moment, saved_moment = opt.state[conv.weight][name], saved.state[next(iter(saved.state))][name]
+        assert moment.stride() == conv.weight.stride() != saved_moment.stride()
+        assert torch.equal(moment, saved_moment)
+
+
+def test_a_generator_state_of_another_device_type_is_refused_without_changing_the_generator():
+    gen = torch.Generator().manual_seed(1)
+    other = torch.Generator().manual_seed(2).get_state()
+    cuda_state = torch.tensor([7, 0], dtype=torch.int64).view(torch.uint8)  # a CUDA generator's 16 bytes
+    before = gen.get_state()
+    assert ckpt.set_generator_state(gen, cuda_state) is False
+    assert torch.equal(gen.get_state(), before)
+    assert ckpt.set_generator_state(gen, other) is True and torch.equal(gen.get_state(), other)

@@ -139,6 +139,22 @@ def offline(monkeypatch, tmp_path):
     monkeypatch.setattr(cifar10, "URL", (tmp_path / "offline" / ARCHIVE_NAME).as_uri())
 
 
+def test_train_passes_compile_and_the_memory_layout_to_the_pipeline(tmp_path, monkeypatch, capsys):
+    calls = []
+
+    def train(run, **kw):
+        calls.append(kw)
+        return {"step": [], "seconds": 0.0, "checkpoint": None}
+
+    monkeypatch.setattr(pipeline, "train", train)
+    argv = ["train", "--run", str(tmp_path / "run"), "--device", "cpu", "--quiet"]
+    for flags in ([], ["--compile", "--channels-last"], ["--no-channels-last"]):
+        assert main([*argv, *flags]) == 0
+    assert "compile" not in calls[0] and "channels_last" not in calls[0]  # the defaults: train_images's own
+    assert calls[1]["compile"] is True and calls[1]["channels_last"] is True
+    assert calls[2]["channels_last"] is False
+
+
 def test_a_failed_download_is_one_line_naming_the_folder(tmp_path, monkeypatch, capsys):
     offline(monkeypatch, tmp_path)
     data = tmp_path / "data"

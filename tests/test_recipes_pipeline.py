@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 
+from ebmlib import checkpoint as ckpt
 from ebmlib import features, images
 from ebmlib.checkpoint import CheckpointError
 from ebmlib.nets import SNGANDiscriminator, SNGANGenerator
@@ -117,3 +118,15 @@ def test_classifier_extractor_size_knobs_and_cache(data):
         p.numel() for p in features.ImageClassifier(width=8).parameters())
     with pytest.raises(ValueError, match="classifier"):
         pipeline.extractor("pixels", dataset="tiny", root=data)
+
+
+def test_resuming_a_run_in_another_memory_layout_works_and_run_json_records_it(tmp_path, data):
+    run = tmp_path / "run"
+    pipeline.train(run, dataset="tiny", root=data, **SMALL)
+    assert json.loads((run / "run.json").read_text())["train"]["channels_last"] is False  # the CPU's default
+    with pytest.warns(UserWarning) as caught:  # steps 1 -> 2 warns too
+        history = pipeline.train(run, dataset="tiny", root=data, **{**SMALL, "steps": 2}, channels_last=True)
+    assert any("channels_last False -> True" in str(w.message) for w in caught)
+    assert history["start_step"] == 1 and history["step"][-1] == 2
+    assert json.loads((run / "run.json").read_text())["train"]["channels_last"] is True
+    assert ckpt.load(run / "checkpoint.pt")["config"]["channels_last"] is True

@@ -1,5 +1,5 @@
 """Training: the shared D and G steps and the loss check, the GAN loop (determinism, history, bad input, the
-Wasserstein and EBGAN losses) and the discriminator trained alone."""
+Wasserstein and EBGAN losses), the discriminator trained alone, and which generator draws which random numbers."""
 import math
 
 import pytest
@@ -9,7 +9,15 @@ import ebmlib
 from ebmlib import toy
 from ebmlib.losses import EBGAN, EBGANPT, NonSaturating, Wasserstein, WassersteinGP
 from ebmlib.nets import MLPAutoencoder, MLPDiscriminator, MLPGenerator
-from ebmlib.train import check_loss, discriminator_step, fake_batch, generator_step, train_discriminator, train_gan
+from ebmlib.train import (
+    check_loss,
+    discriminator_step,
+    fake_batch,
+    generator_on,
+    generator_step,
+    train_discriminator,
+    train_gan,
+)
 
 from helpers import CountingPT, gaussian
 
@@ -240,3 +248,66 @@ def test_train_discriminator_refuses_a_plain_wgan_critic():
     D = MLPDiscriminator(in_dim=1, hidden=4, depth=1)
     with pytest.raises(ValueError, match="Lipschitz"):
         train_discriminator(D, gaussian(1.0, 1.0), gaussian(0.0, 1.0), steps=2, loss="wgan")
+
+
+# --- random numbers drawn on the device that uses them ---------------------------------------------------------
+
+def test_generator_on_its_own_device_is_the_generator_itself_and_draws_nothing():
+    gen = torch.Generator().manual_seed(3)
+    before = gen.get_state()
+    assert generator_on("cpu", gen) is gen and generator_on(torch.device("cpu"), None) is None
+    assert torch.equal(gen.get_state(), before)  # CPU runs draw exactly what they drew before
+
+
+def test_generator_on_another_device_is_made_there_and_seeded_from_the_given_one(monkeypatch):
+    made = []
+    cpu_generator = torch.Generator
+
+    def generator_factory(device="cpu"):  # this machine has no GPU: record the device, hand back a CPU generator
+        made.append(torch.device(device))
+        return cpu_generator()
+
+    def seed_on_gpu(user_seed):
+        return generator_on("cuda", cpu_generator().manual_seed(user_seed)).initial_seed()
+
+    monkeypatch.setattr(torch, "Generator", generator_factory)
+    assert seed_on_gpu(0) == seed_on_gpu(0) != seed_on_gpu(1)  # fixed by the user's seed
+    assert made == [torch.device("cuda")] * 3
+
+
+def spy_on_draws(monkeypatch):
+    """Record (function, generator, output device) for every torch.randn, rand and randint call."""
+    draws = []
+    for name in ("randn", "rand", "randint"):
+        def spy(*args, _draw=getattr(torch, name), _name=name, **kw):
+            out = _draw(*args, **kw)
+            draws.append((_name, kw.get("generator"), out.device))
+            return out
+        monkeypatch.setattr(torch, name, spy)
+    return draws
+
+
+@pytest.mark.parametrize("loop", ["train_gan", "train_discriminator"])
+def test_every_draw_of_the_loops_uses_a_generator_on_the_device_of_its_output(monkeypatch, loop):
+    # a generator that stands for the one generator_on makes on a GPU, to see which draws it drives
+    on_device = torch.Generator().manual_seed(99)
+    monkeypatch.setattr(ebmlib.train, "generator_on", lambda device, generator: on_device)
+    handed_to_samplers = []
+
+    def sample(n, generator):
+        handed_to_samplers.append(generator)
+        return toy.sample_grid25(n, generator)
+
+    G, D = pair()
+    draws = spy_on_draws(monkeypatch)
+    if loop == "train_gan":
+        train_gan(G, D, sample, steps=2, batch_size=16, n_dis=2, loss="wgan-gp", seed=0)
+    else:
+        train_discriminator(D, sample, sample, steps=2, batch_size=16, loss="wgan-gp", seed=0)
+    assert draws and all(gen is not None and gen.device == device for _, gen, device in draws), draws
+    data_generator = handed_to_samplers[0]
+    assert data_generator is not on_device and all(g is data_generator for g in handed_to_samplers)
+    # latents and the penalty's interpolation weights: on the nets' device; the data: the samplers' generator
+    expected = {"randn", "rand"} if loop == "train_gan" else {"rand"}
+    assert {name for name, gen, _ in draws if gen is on_device} == expected
+    assert all(gen in (on_device, data_generator) for _, gen, _ in draws)

@@ -1,9 +1,11 @@
 """train_images: exact resume after a crash or Ctrl-C, atomic checkpoints during training, checkpoints that do
-not fit, the learning rate schedule, the EMA, the metrics log and sample grids, the losses it accepts. Tiny
-nets on 3x32x32 so that a run takes a fraction of a second on one CPU thread."""
+not fit, the learning rate schedule, the EMA, the metrics log and sample grids, the losses it accepts; resume
+from a checkpoint of another device type or memory layout; torch.compile against eager. Tiny nets on 3x32x32
+so that a run takes a fraction of a second on one CPU thread (the compiled run: about half a minute)."""
 import json
 import math
 import os
+import shutil
 import signal
 
 import pytest
@@ -18,6 +20,9 @@ from ebmlib.nets import ConvAutoencoder, SNGANGenerator
 from ebmlib.train_images import ema_decay, learning_rate, train_images, update_ema
 
 from helpers import CountingPT, TinyD, TinyG
+
+# torch.compile's CPU code generator builds C++ kernels
+CXX = shutil.which(os.environ.get("CXX", "g++")) or shutil.which("clang++")
 
 
 class Data:
@@ -353,3 +358,102 @@ def test_train_images_with_ebgan_pt_on_the_tiny_data(tmp_path):
     h = train_images(G2, D2, Batches(stored, 8, seed=0), steps=2, n_dis=1, loss="ebgan", batch_size=8,
                      log_every=1, progress=False, ema=None)
     assert len(h["g_loss"]) == 2
+
+
+# --- resume on another device, in another memory layout --------------------------------------------------------
+
+def philox_state(seed):
+    """A CUDA generator's state as ``get_state()`` returns it: 16 bytes (seed, offset), not a CPU one's 5,056."""
+    return torch.tensor([seed, 0], dtype=torch.int64).view(torch.uint8)
+
+
+def as_if_written_on_cuda(path):
+    """Rewrite a CPU checkpoint as a CUDA run writes it: CUDA generator states for the latents, the data
+    source and the device, fused Adam, bf16 autocast and channels_last."""
+    state = ckpt.load(path)
+    rng = state["rng"]
+    rng.update(device="cuda", latent=philox_state(1), cuda=[philox_state(2)])
+    data = rng["data"]["state_dict"] if "state_dict" in rng["data"] else rng["data"]
+    data["generator"] = philox_state(3)
+    for opt in ("opt_g", "opt_d"):
+        for group in state[opt]["param_groups"]:
+            group["fused"] = True
+    state["config"].update(amp=True, channels_last=True)
+    ckpt.save(state, path)
+
+
+@pytest.mark.parametrize("source", ["generator", "batches"])
+def test_a_checkpoint_written_on_cuda_resumes_on_the_cpu_with_one_line_saying_it_is_not_exact(tmp_path, source):
+    images = torch.randint(0, 256, (40, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
+
+    def data(**kw):
+        return Data(**kw) if source == "generator" else CrashingBatches(images, 8, seed=5, **kw)
+
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(tmp_path / "a", data(crash_at=10))
+    as_if_written_on_cuda(tmp_path / "a" / "checkpoint.pt")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "checkpoint.pt").write_bytes((tmp_path / "a" / "checkpoint.pt").read_bytes())
+
+    with pytest.warns(UserWarning) as caught:
+        G1, D1, h1 = train(tmp_path / "a", data(), init=1)
+    device_lines = [str(w.message) for w in caught if "written on cuda" in str(w.message)]
+    assert len(device_lines) == 1 and "\n" not in device_lines[0], device_lines
+    assert "on cpu: the run continues but will not end bit-for-bit" in device_lines[0]
+    assert "the latent generator" in device_lines[0] and "the data source's generator" in device_lines[0]
+    assert h1["start_step"] == 3 and h1["step"][-1] == 9
+    # the reseeding is a function of the checkpoint: the same checkpoint resumes into the same run
+    with pytest.warns(UserWarning) as caught:
+        G2, D2, h2 = train(tmp_path / "b", data(), init=2)
+    assert any("written on cuda" in str(w.message) for w in caught)
+    assert_identical(states(G1, D1, h1), states(G2, D2, h2))
+    # the run records where it ran on: a later resume on the CPU is exact again
+    final = ckpt.load(tmp_path / "a" / "checkpoint.pt")
+    assert final["rng"]["device"] == "cpu" and final["config"]["channels_last"] is False
+    assert not any(group["fused"] for group in final["opt_d"]["param_groups"])
+
+
+def test_switching_channels_last_on_resume_works_and_ends_where_a_run_that_never_switched_ends(tmp_path):
+    G1, D1, h1 = train(tmp_path / "contiguous", channels_last=False)
+    G2, D2, h2 = train(tmp_path / "nhwc", channels_last=True)
+    assert D2.conv.parametrizations.weight.original.is_contiguous(memory_format=torch.channels_last)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(tmp_path / "switched", Data(crash_at=10), channels_last=False)
+    with pytest.warns(UserWarning, match="channels_last False -> True"):
+        G3, D3, h3 = train(tmp_path / "switched", Data(), init=1, channels_last=True)
+    assert h3["start_step"] == 3
+    assert D3.conv.parametrizations.weight.original.is_contiguous(memory_format=torch.channels_last)
+    assert ckpt.load(tmp_path / "switched" / "checkpoint.pt")["config"]["channels_last"] is True
+    # the two layouts round differently, and Adam turns a gradient that is zero up to rounding (the bias
+    # before G's batch norm) into steps of the learning rate's size: the switched run must be as close to
+    # each run that never switched as those two are to each other
+    contiguous, nhwc, switched = states(G1, D1, h1), states(G2, D2, h2), states(G3, D3, h3)
+    assert contiguous.keys() == nhwc.keys() == switched.keys()
+    for key in contiguous:
+        a, b, c = contiguous[key].double(), nhwc[key].double(), switched[key].double()
+        layouts_apart = (a - b).abs().max().item()
+        assert max((c - a).abs().max().item(), (c - b).abs().max().item()) <= 2 * layouts_apart + 1e-6, key
+
+
+# --- torch.compile ---------------------------------------------------------------------------------------------
+
+@pytest.mark.skipif(CXX is None, reason="torch.compile on the CPU needs a C++ compiler (g++ or clang++); none found")
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")  # torch's own code
+def test_compiled_training_gives_the_eager_losses_and_writes_plain_checkpoints(tmp_path):
+    # one short run each way (compiling is slow); wgan-gp: its penalty differentiates D twice, on the eager D
+    options = dict(steps=3, n_dis=1, ema=None, log_every=1, loss="wgan-gp")
+    G1, D1, eager = train(None, **options)
+    G2, D2, compiled = train(tmp_path, compile=True, **options)
+    # measured: 4e-7 apart at most (fused kernels round differently)
+    torch.testing.assert_close(compiled["d_loss"], eager["d_loss"], rtol=2e-6, atol=1e-6)
+    torch.testing.assert_close(compiled["g_loss"], eager["g_loss"], rtol=2e-6, atol=1e-6)
+    # the power iteration ran inside the compiled graphs: u moved, as in the eager run
+    u_start = nets()[1].conv.parametrizations.weight[0]._u
+    u_eager, u_compiled = (D.conv.parametrizations.weight[0]._u for D in (D1, D2))
+    assert not torch.allclose(u_compiled, u_start, atol=1e-4)
+    torch.testing.assert_close(u_compiled, u_eager, rtol=0, atol=1e-6)
+    # the checkpoint holds the plain modules' weights: it loads without compiling
+    saved = ckpt.load(tmp_path / "checkpoint.pt")
+    assert saved["config"]["compile"] is True and not any("_orig_mod" in k for k in saved["D"])
+    D = ckpt.load_discriminator(tmp_path / "checkpoint.pt", TinyD())
+    torch.testing.assert_close(D.conv.parametrizations.weight.original, D2.conv.parametrizations.weight.original)

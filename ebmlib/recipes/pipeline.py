@@ -26,7 +26,7 @@ from ..energy import ANY_DIMENSION, load_calibration, save_calibration
 from ..energy import calibrate as calibrate_logit
 from ..nets import build_pair
 from ..samplers import sample as run_sampler
-from ..train_images import train_images
+from ..train_images import pick_memory_format, train_images
 
 # SN-GAN's CIFAR-10 recipe (Miyato et al. 2018). With it, pytorch-gan-collections reports IS 7.84 / FID 17.81
 # for the standard CNN and 8.31 / 14.32 for the ResNet; torch_mimicry's ResNet: IS 7.97 / FID 16.77.
@@ -36,7 +36,7 @@ PAPER_TRAIN = dict(steps=100_000, n_dis=5, batch_size=64, loss="hinge", lr_g=2e-
 PAPER_DDLS = dict(steps=1000, step_size=0.01)
 # Calibration of a hinge-trained D: a logistic head a*D(x)+b fitted against the frozen generator
 PAPER_CALIBRATION = dict(method="head", steps=2000, batch_size=256)
-# what must agree between a run folder and a call that resumes it
+# what must agree between a run folder and a call that resumes it (device, channels_last and compile may change)
 _RUN_IDENTITY = ("dataset", "arch", "latent_dim", "ch")
 
 
@@ -65,13 +65,16 @@ def train(run, arch="cnn", dataset="cifar10", root=None, device=None, latent_dim
     """Train a GAN pair on ``dataset`` into the folder ``run`` (resuming from its checkpoint if there).
 
     ``root``: the data set's folder (default: its own). ``options`` override :data:`PAPER_TRAIN` and go to
-    ``ebmlib.train_images.train_images`` (``steps``, ``n_dis``, ``checkpoint_every``, ...). A run folder
-    holds one pair: resuming it with another data set or other nets is refused before anything is
-    written. Returns the training history.
+    ``ebmlib.train_images.train_images`` (``steps``, ``n_dis``, ``checkpoint_every``, ``compile``,
+    ``channels_last``, ...). A run folder holds one pair: resuming it with another data set or other nets is
+    refused before anything is written. A resume may switch device (CPU <-> CUDA), ``channels_last`` or
+    ``compile``: it continues, not bit-for-bit (``train_images`` says when), and ``run.json`` records the
+    layout of this call (``train.channels_last``). Returns the training history.
     """
     run = Path(run)
     device = default_device(device)
     settings = {**PAPER_TRAIN, **options}
+    settings["channels_last"] = pick_memory_format(settings.get("channels_last"), device) is torch.channels_last
     info = {"dataset": dataset, "root": None if root is None else str(root), "arch": arch, "latent_dim": latent_dim,
             "ch": ch, "train": {**settings, "betas": list(settings["betas"])}}
     if (run / "run.json").exists():
