@@ -7,13 +7,25 @@ BIN     = $(VENV)/bin
 TORCH  ?= torch==2.13.0
 CHAPTERS = $(sort $(wildcard chapters/*.ipynb))
 
-.PHONY: setup test lint test-lib test-chapters lab chapters sync bench bench-gpu toy-table image-table train-cifar10 ddls-cifar10 clean
+.PHONY: setup setup-inception gpu-check test lint test-lib test-chapters lab chapters sync bench bench-gpu toy-table image-table train-cifar10 ddls-cifar10 clean
 
 setup:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+
+# FID and IS (`evaluate --features inception`): torch-fidelity and the torchvision built for the torch that
+# setup installed, from that torch's own wheel index (PyPI's torchvision beside a CPU torch fails to import
+# with "operator torchvision::nms does not exist"). torch is pinned to the installed one: pip keeps it or
+# stops. TORCHVISION_INDEX=default takes pip's own index, or give a URL (a mirror of download.pytorch.org).
+TORCHVISION_INDEX ?=
+setup-inception:
+	$(BIN)/python -m pip install --quiet $$($(BIN)/python -c "from ebmlib.features import torchvision_pip_args; \
+	  print(*torchvision_pip_args(index='$(TORCHVISION_INDEX)'))")
+	$(BIN)/python -m pip install --quiet -e ".[inception]" "torch==$$($(BIN)/python -c 'import torch; print(torch.__version__)')"
+	$(BIN)/python -c "import torch, torch_fidelity, torchvision; print('torch', torch.__version__, \
+	  'torchvision', torchvision.__version__, 'torch-fidelity', torch_fidelity.__version__)"
 
 test: lint test-lib test-chapters
 
@@ -56,6 +68,15 @@ bench-gpu:
 	$(BIN)/python -m ebmlib bench --json benchmarks/results/gpu_$(DEVICE).json
 
 bench: toy-table image-table bench-gpu
+
+# Everything the CPU cannot show, in one call of under 9 minutes on the GPU machine: the CUDA tests, the
+# benchmark, train -> resume -> calibrate -> every sampler -> evaluate on the tiny data set, and a training-
+# speed probe. Writes gpu_check_<gpu name>.json and .log into GPU_CHECK_OUT; commit the JSON. Stages that
+# fail are recorded and the rest still run. GPU_CHECK_ARGS: e.g. --dry-run (the CPU form, tiny sizes).
+GPU_CHECK_OUT ?= benchmarks/results
+GPU_CHECK_ARGS ?=
+gpu-check:
+	$(BIN)/python -m ebmlib gpu-check --out $(GPU_CHECK_OUT) $(GPU_CHECK_ARGS)
 
 # The DDLS paper's CIFAR-10 pipeline (a GPU and the real CIFAR-10 in ./data or $$EBMLIB_DATA).
 # train-cifar10: SN-GAN standard CNN, 100k generator steps, n_dis 5, batch 64, Adam 2e-4 (0, 0.9),

@@ -7,6 +7,7 @@
     sample      draw samples from a calibrated run (generator, DRS, MH-GAN or DDLS)
     evaluate    score sample files against the run's data set (Fréchet distance, Inception-style score)
     bench       GPU throughput of SN-GAN training and DDLS, eager fp32 against the optimized path
+    gpu-check   the whole CUDA path in one call: CUDA tests, bench, the pipeline, a training-speed probe
 
 An expected failure (a missing or damaged data set, a checkpoint that does not match, a diverging
 chain, a bad argument) is answered by one line ``ebmlib: error: ...`` on stderr and exit status 1
@@ -173,6 +174,12 @@ def _bench(args):
     bench_main(args)
 
 
+def _gpu_check(args):
+    from .recipes.gpu_check import main as gpu_check_main
+
+    return gpu_check_main(args)
+
+
 def _data_args(p, dataset="cifar10"):
     """--data NAME (alias --dataset; default ``dataset``; None: the run's own; False: no such option),
     --data-dir FOLDER and --device."""
@@ -281,7 +288,24 @@ def build_parser():
     p.add_argument("--quick", action="store_true", help="a few iterations only (checks that it runs)")
     p.add_argument("--device")
     p.set_defaults(run_fn=_bench)
+
+    p = sub.add_parser("gpu-check", parents=[common],
+                       help="the whole CUDA path in under 9 minutes: CUDA tests, bench, the pipeline, a speed probe")
+    p.add_argument("--device", help="default cuda; cpu: the dry run with tiny sizes")
+    p.add_argument("--out", default=os.environ.get("EBMLIB_GPU_CHECK_OUT", "benchmarks/results"),
+                   help="folder of gpu_check_TAG.json and .log (default $EBMLIB_GPU_CHECK_OUT or benchmarks/results)")
+    p.add_argument("--dry-run", action="store_true", help="tiny sizes (on the CPU unless --device says otherwise)")
+    p.add_argument("--tag", help="the files' TAG (default: the GPU's name, e.g. nvidia-h200; cpu for the CPU)")
+    p.add_argument("--stages", help="only these stages, comma-separated (a prefix such as 'sample' picks several)")
+    p.add_argument("--budget", type=positive_float, help="seconds for the whole check (default 530; dry run 1200)")
+    p.add_argument("--keep", action="store_true", help="keep the work folder (run, data set, samples)")
+    p.set_defaults(run_fn=_gpu_check)
     return parser
+
+
+def _exit_status(value):
+    """A command's exit status: the int it returned (gpu-check: 1 when a stage failed), else 0."""
+    return value if isinstance(value, int) else 0
 
 
 def main(argv=None) -> int:
@@ -292,10 +316,9 @@ def main(argv=None) -> int:
     except SystemExit as e:  # --help, or a usage error already printed in one line
         return e.code if isinstance(e.code, int) else 2
     if getattr(args, "debug", False):
-        args.run_fn(args)
-        return 0
+        return _exit_status(args.run_fn(args))
     try:
-        args.run_fn(args)
+        status = _exit_status(args.run_fn(args))
     except KeyboardInterrupt as e:
         print(f"ebmlib: interrupted{': ' + str(e) if str(e) else ''}", file=sys.stderr)
         return 130
@@ -303,7 +326,7 @@ def main(argv=None) -> int:
         message = " ".join(str(e).split()) or type(e).__name__
         print(f"ebmlib: error: {message} (--debug shows the traceback)", file=sys.stderr)
         return 1
-    return 0
+    return status
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ with published numbers. An extractor is an ``nn.Module`` mapping uint8 images (B
 """
 import contextlib
 import os
+import re
 import time
 from pathlib import Path
 
@@ -71,20 +72,66 @@ class InceptionExtractor(nn.Module):
         return features, logits
 
 
+TORCH_WHEEL_INDEX = "https://download.pytorch.org/whl"
+
+
+def torchvision_requirement(torch_version=None):
+    """The torchvision release built for a torch release, and the wheel index that holds it.
+
+    ``torch_version``: default the installed torch's, e.g. '2.13.0+cpu'. Returns (requirement, index):
+    ``('torchvision==0.28.*', 'https://download.pytorch.org/whl/cpu')``. torch 2.N pairs with torchvision
+    0.(N+15); a build with a local tag (+cpu, +cu126, +rocm6.4, +xpu) comes from PyTorch's index of that
+    tag (PyPI's torchvision is built against PyPI's torch, and beside a CPU build of torch fails to import
+    with "operator torchvision::nms does not exist"); a torch without a tag pairs with PyPI's (index None).
+    """
+    version = str(torch_version or torch.__version__)
+    match = re.fullmatch(r"2\.(\d+)\.\d+(?:\.post\d+)?(?:\+(cpu|cu\d+|rocm[\d.]+|xpu))?", version)
+    if match is None:
+        raise ValueError(f"no torchvision release is known to pair with torch {version}: build torchvision "
+                         f"from source against it, or install a released torch 2.x")
+    minor, tag = match.groups()
+    return f"torchvision==0.{int(minor) + 15}.*", (f"{TORCH_WHEEL_INDEX}/{tag}" if tag else None)
+
+
+def torchvision_pip_args(torch_version=None, index=""):
+    """``pip install`` arguments for the torchvision of :func:`torchvision_requirement`, with torch pinned to
+    ``torch_version`` (default: the installed one) so that pip keeps it or fails, never replaces it.
+    ``index``: '' for the index that torch's build tag names, 'default' for pip's own, or a URL."""
+    version = str(torch_version or torch.__version__)
+    requirement, tag_index = torchvision_requirement(version)
+    index = tag_index if index == "" else (None if index == "default" else index)
+    return [requirement, f"torch=={version}", *(["--index-url", index] if index else [])]
+
+
+def inception_install_advice(torch_version=None):
+    """One sentence: the commands that install torch-fidelity and a torchvision for this torch, keeping it."""
+    version = str(torch_version or torch.__version__)
+    try:
+        args = torchvision_pip_args(version)
+    except ValueError as e:
+        return str(e)
+    quoted = " ".join(a if a.startswith("-") or a.startswith("http") else f"'{a}'" for a in args)
+    return (f"Install them with `make setup-inception`, or by hand: pip install {quoted} && "
+            f"pip install -e '.[inception]' 'torch=={version}'")
+
+
 def load_inception(weights=None, device=None):
     """The FID Inception-v3 extractor from a local weights file, in eval mode on ``device``.
 
     ``weights``: path to ``weights-inception-2015-12-05-6726825d.pth``, else ``$EBMLIB_INCEPTION_WEIGHTS``.
-    Needs the optional extra: ``pip install -e .[inception]`` (torch-fidelity). Raises
-    InceptionUnavailable saying what to install or download, and where to put it.
+    Needs the optional extra ``inception`` (torch-fidelity, and a torchvision built for the installed
+    torch: ``make setup-inception``). Raises InceptionUnavailable, in one line, saying what to install or
+    download and where to put it, whatever broke: a missing package, a torchvision built for another
+    torch ("operator torchvision::nms does not exist"), a shared library that does not load.
     """
     path = inception_weights_path(weights)
     try:
         from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
-    except ImportError as e:
+    except Exception as e:  # ImportError, and the RuntimeError or OSError of a torchvision for another torch
+        reason = " ".join(str(e).split()) or type(e).__name__
         raise InceptionUnavailable(
-            f"the FID Inception-v3 needs torch-fidelity, which is not installed ({e}). Install the optional "
-            f"extra: pip install -e '.[inception]' (or pip install torch-fidelity).") from e
+            f"the FID Inception-v3 needs torch-fidelity and a torchvision built for torch {torch.__version__}; "
+            f"importing them failed ({type(e).__name__}: {reason[:300]}). {inception_install_advice()}") from e
     try:
         net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
                                           feature_extractor_weights_path=str(path))

@@ -37,6 +37,54 @@ def test_inception_without_the_library_says_what_to_install(monkeypatch, tmp_pat
         features.load_inception(weights)
 
 
+@pytest.mark.parametrize("error", [
+    "ModuleNotFoundError(\"No module named 'torchvision'\")",
+    "RuntimeError('operator torchvision::nms does not exist')",  # PyPI's torchvision beside a CPU torch
+    "OSError('libcudart.so.13: cannot open shared object file: No such file or directory')",
+    "AttributeError(\"module 'torch' has no attribute 'library'\\nsecond line\")",
+])
+def test_inception_turns_any_import_failure_into_one_line_saying_what_to_install(monkeypatch, tmp_path, error):
+    weights = tmp_path / "weights.pth"
+    weights.write_bytes(b"placeholder")
+    package = tmp_path / "site" / "torch_fidelity"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(f"raise {error}\n")  # a torch-fidelity whose import breaks
+    (package / "feature_extractor_inceptionv3.py").write_text("FeatureExtractorInceptionV3 = None\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    for name in ("torch_fidelity", "torch_fidelity.feature_extractor_inceptionv3"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    with pytest.raises(InceptionUnavailable) as info:
+        features.load_inception(weights)
+    message = str(info.value)
+    kind = error.split("(")[0]
+    assert "\n" not in message and f"({kind}: " in message
+    assert "make setup-inception" in message and f"torch=={torch.__version__}" in message
+    requirement, index = features.torchvision_requirement()
+    assert requirement in message and (index is None or index in message)
+
+
+@pytest.mark.parametrize("version, requirement, index", [
+    ("2.13.0+cpu", "torchvision==0.28.*", "https://download.pytorch.org/whl/cpu"),
+    ("2.14.1", "torchvision==0.29.*", None),  # PyPI's torch pairs with PyPI's torchvision
+    ("2.9.1+cu126", "torchvision==0.24.*", "https://download.pytorch.org/whl/cu126"),
+    ("2.2.0+rocm5.7", "torchvision==0.17.*", "https://download.pytorch.org/whl/rocm5.7"),
+])
+def test_torchvision_pairs_with_the_torch_release_and_comes_from_its_index(version, requirement, index):
+    assert features.torchvision_requirement(version) == (requirement, index)
+    args = features.torchvision_pip_args(version)
+    assert args[:2] == [requirement, f"torch=={version}"]  # torch pinned: pip keeps it or stops, never swaps it
+    assert args[2:] == (["--index-url", index] if index else [])
+    assert features.torchvision_pip_args(version, index="default") == [requirement, f"torch=={version}"]
+    assert features.torchvision_pip_args(version, index="https://mirror/whl")[2:] == ["--index-url",
+                                                                                     "https://mirror/whl"]
+
+
+@pytest.mark.parametrize("version", ["1.13.1", "2.13.0a0+git5e2a5b1", "2.13.0+weird"])
+def test_torchvision_pairing_refuses_unknown_torch_builds(version):
+    with pytest.raises(ValueError, match="from source"):
+        features.torchvision_requirement(version)
+
+
 # --- the CIFAR classifier as an extractor ---------------------------------------------------------
 
 def test_classifier_learns_the_fake_classes(fake, classifier):

@@ -276,3 +276,106 @@ def test_mode_scores_count_a_sample_as_high_quality_only_when_every_channel_is_s
     scores = metrics.mode_scores(_joint(channels), 3, 10, threshold=0.9)
     assert scores["high_quality"] == 0.5 and scores["threshold"] == 0.9 and scores["n_modes"] == 1000
     assert scores["modes"] == 2  # 444, and 404 (the unsure channel's argmax is its first class)
+
+
+# --- FID and IS against independent computations on the same features ---------------------------------
+
+class RandomFeatures(torch.nn.Module):
+    """An Inception-like extractor without weights to download: uint8 (B, 3, 8, 8) -> (features (B, 24),
+    logits (B, 10)) by fixed random maps. Its scores carry the FID/IS names, as Inception-v3's do."""
+
+    name, score_names = "random-features", ("fid", "inception_score")
+
+    def __init__(self, seed=0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.w1 = torch.nn.Parameter(torch.randn(192, 24, generator=g) / 8, requires_grad=False)
+        self.w2 = torch.nn.Parameter(torch.randn(24, 10, generator=g), requires_grad=False)
+
+    def forward(self, x):
+        features = torch.tanh(to_float(x).flatten(1) @ self.w1) * 3 + 1
+        return features, features @ self.w2
+
+
+def sym_sqrt(a):
+    """The symmetric PSD square root of a symmetric PSD matrix, by numpy's eigendecomposition."""
+    w, v = np.linalg.eigh((a + a.T) / 2)
+    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+
+
+def fid_by_numpy(f1, f2):
+    """||mu1 - mu2||^2 + tr S1 + tr S2 - 2 tr (S1^1/2 S2 S1^1/2)^1/2 from features (N, D), in float64."""
+    mu1, mu2, s1, s2 = f1.mean(0), f2.mean(0), np.cov(f1, rowvar=False), np.cov(f2, rowvar=False)
+    root1 = sym_sqrt(s1)
+    return float(np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * np.trace(sym_sqrt(root1 @ s2 @ root1)))
+
+
+def inception_score_by_numpy(logits, splits):
+    """exp(E_x KL(p(y|x) || p(y))) over contiguous splits: (mean, population std), in float64."""
+    z = logits - logits.max(1, keepdims=True)
+    p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    scores = []
+    for part in np.split(p, splits):
+        marginal = part.mean(0, keepdims=True)
+        scores.append(np.exp(np.mean(np.sum(part * (np.log(part) - np.log(marginal)), axis=1))))
+    return float(np.mean(scores)), float(np.std(scores))
+
+
+@pytest.fixture(scope="module")
+def feature_sets():
+    """Reference and generated images (uint8, 3x8x8) of different laws, the extractor, and the features and
+    logits it gives them (float64 numpy, from the same float32 outputs that the scores read)."""
+    g = torch.Generator().manual_seed(7)
+    reference = torch.randint(0, 256, (600, 3, 8, 8), generator=g, dtype=torch.uint8)
+    generated = (torch.rand(400, 3, 8, 8, generator=g) ** 2 * 255).to(torch.uint8)  # darker on average
+    extractor = RandomFeatures()
+    with torch.no_grad():
+        (f_ref, _), (f_gen, logits) = extractor(reference), extractor(generated)
+    return reference, generated, extractor, f_ref.double().numpy(), f_gen.double().numpy(), logits.double().numpy()
+
+
+def test_fid_and_is_of_score_match_numpy_on_the_same_features(feature_sets):
+    reference, generated, extractor, f_ref, f_gen, logits = feature_sets
+    ref = metrics.reference_stats(reference, extractor, batch_size=128)
+    out = metrics.score(generated, ref, extractor, splits=10, batch_size=64)  # batches: moments accumulated
+    assert out["n_samples"] == 400 and out["n_reference"] == 600
+    fid = fid_by_numpy(f_gen, f_ref)
+    assert fid > 1  # two different laws: a comparison of a number well away from 0
+    assert out["fid"] == pytest.approx(fid, rel=1e-6)
+    mean, std = inception_score_by_numpy(logits, 10)
+    assert 1.5 < mean < 10
+    assert out["inception_score"] == pytest.approx(mean, rel=1e-6)
+    assert out["inception_score_std"] == pytest.approx(std, rel=1e-4, abs=1e-9)
+
+
+def test_fid_matches_scipy_sqrtm_on_the_same_features(feature_sets):
+    linalg = pytest.importorskip("scipy.linalg", reason="scipy (which scikit-learn brings) is not installed")
+    _, _, _, f_ref, f_gen, _ = feature_sets
+    mu1, mu2, s1, s2 = f_gen.mean(0), f_ref.mean(0), np.cov(f_gen, rowvar=False), np.cov(f_ref, rowvar=False)
+    root = linalg.sqrtm(s1 @ s2)  # the general (non-symmetric) square root that the TTUR code uses
+    expected = float(np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * np.trace(root).real)
+    assert frechet_distance(*metrics.feature_stats(torch.tensor(f_gen)), *metrics.feature_stats(torch.tensor(f_ref))) \
+        == pytest.approx(expected, rel=1e-6)
+
+
+def torch_fidelity_metrics():
+    """torch-fidelity's FID and ISC modules, or a skip saying why (any import failure: a torchvision built for
+    another torch raises RuntimeError, not ImportError)."""
+    try:
+        from torch_fidelity import metric_fid, metric_isc
+    except Exception as e:
+        pytest.skip(f"torch-fidelity does not import here ({type(e).__name__}: {str(e)[:120]}); "
+                    f"`make setup-inception` installs it")
+    return metric_fid, metric_isc
+
+
+def test_fid_and_is_match_torch_fidelity_on_the_same_features(feature_sets):
+    metric_fid, metric_isc = torch_fidelity_metrics()
+    reference, generated, extractor, f_ref, f_gen, logits = feature_sets
+    stats = [metric_fid.fid_features_to_statistics(torch.tensor(f)) for f in (f_gen, f_ref)]
+    theirs = metric_fid.fid_statistics_to_metric(*stats, verbose=False)[metric_fid.KEY_METRIC_FID]
+    ours = metrics.score(generated, metrics.reference_stats(reference, extractor), extractor, splits=10)
+    assert ours["fid"] == pytest.approx(theirs, rel=1e-6)
+    isc = metric_isc.isc_features_to_metric(torch.tensor(logits), splits=10, shuffle=False)
+    assert ours["inception_score"] == pytest.approx(isc[metric_isc.KEY_METRIC_ISC_MEAN], rel=1e-6)
+    assert ours["inception_score_std"] == pytest.approx(isc[metric_isc.KEY_METRIC_ISC_STD], rel=1e-4, abs=1e-9)
