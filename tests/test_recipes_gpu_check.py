@@ -116,3 +116,8 @@ def test_the_plan_samples_with_every_sampler_and_keeps_the_gpu_sizes_within_nine
     assert gpu_check.BUDGET_SECONDS <= 9 * 60
     probe = next(s for s in plan("cuda", tmp_path, dry_run=False) if s.name == "speed-probe")
     assert probe.args[2:6] == (200, 20, 64, 5)  # steps, warmup, batch 64, n_dis 5
+    # the compiled probe: the same sizes through torch.compile, last so that it only spends what is left
+    assert names[-1] == "speed-probe-compiled"
+    compiled = next(s for s in plan("cuda", tmp_path, dry_run=False) if s.name == "speed-probe-compiled")
+    assert compiled.args[2:] == (*probe.args[2:], True)
+    assert "speed-probe-compiled" not in [s.name for s in plan("cpu", tmp_path, dry_run=True)]

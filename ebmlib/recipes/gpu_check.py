@@ -56,7 +56,7 @@ SIZES = {
 # seconds each stage may take (the budget of the whole check caps them further)
 TIMEOUTS = {
     "gpu": {"environment": 60, "cuda-tests": 120, "bench": 240, "speed-probe": 90, "train": 90, "resume": 60,
-            "calibrate": 60, "sample": 60, "evaluate": 90},
+            "calibrate": 60, "sample": 60, "evaluate": 90, "speed-probe-compiled": 240},
     "dry": {"environment": 60, "cuda-tests": 180, "bench": 300, "speed-probe": 120, "train": 120, "resume": 120,
             "calibrate": 120, "sample": 180, "evaluate": 180},
 }
@@ -131,6 +131,11 @@ def plan(device, work, dry_run):
     stages.append(Stage("evaluate", f"{STAGES}:evaluate_samples", (str(run), scoring), limit["evaluate"],
                         needs=("calibrate",), result=str(work / "scores.json"),
                         command=f"python -m ebmlib evaluate {run}/samples_*.pt {' '.join(scoring)}"))
+    if not dry_run:  # last, so that a slow compilation spends only what the budget has left
+        stages.append(Stage("speed-probe-compiled", f"{STAGES}:speed_probe",
+                            (device, str(work / "probe_compiled.json"), *probe.values(), True),
+                            limit["speed-probe-compiled"], result=str(work / "probe_compiled.json"),
+                            command=f"ebmlib.recipes.gpu_check.speed_probe({probe}, compile=True)"))
     return stages
 
 

@@ -47,10 +47,11 @@ def environment(device, json_path):
     print(json.dumps(info, indent=2))
 
 
-def speed_probe(device, json_path, steps, warmup, batch_size=64, n_dis=5, ch=None):
+def speed_probe(device, json_path, steps, warmup, batch_size=64, n_dis=5, ch=None, compile=False):
     """Generator steps per second of the SN-GAN standard CNN on random CIFAR-10-shaped data, through
     ``ebmlib.train_images.train_images`` with its defaults (bf16 autocast and channels_last on CUDA, EMA).
-    ``warmup`` steps first (cuDNN's algorithm search, the allocator), then ``steps`` timed ones."""
+    ``warmup`` steps first (cuDNN's algorithm search, the allocator, and with ``compile`` the compilation),
+    then ``steps`` timed ones."""
     from .. import images
     from ..train_images import train_images
     from .pipeline import build
@@ -60,7 +61,7 @@ def speed_probe(device, json_path, steps, warmup, batch_size=64, n_dis=5, ch=Non
     G, D = build("cnn", 128, ch, "cifar10")
     data = torch.randint(0, 256, (max(1024, batch_size), *images.dataset("cifar10").shape), dtype=torch.uint8)
     batches = images.Batches(data, batch_size, device=device, seed=0)
-    options = dict(n_dis=n_dis, batch_size=batch_size, device=device, progress=False)
+    options = dict(n_dis=n_dis, batch_size=batch_size, device=device, progress=False, compile=compile)
     train_images(G.to(device), D.to(device), batches, steps=warmup, log_every=warmup, **options)
     _sync(device)
     start = time.perf_counter()
@@ -68,7 +69,7 @@ def speed_probe(device, json_path, steps, warmup, batch_size=64, n_dis=5, ch=Non
     _sync(device)
     seconds = time.perf_counter() - start
     rate = steps / seconds
-    result = {"arch": "cnn", "ch": ch or "paper", "batch_size": batch_size, "n_dis": n_dis, "steps": steps,
+    result = {"arch": "cnn", "ch": ch or "paper", "compile": bool(compile), "batch_size": batch_size, "n_dis": n_dis, "steps": steps,
               "warmup_steps": warmup, "seconds": seconds, "g_steps_per_s": rate,
               "real_img_per_s": rate * n_dis * batch_size, "hours_for_100k_steps": 100_000 / rate / 3600,
               "meets_target": rate >= TRAIN_TARGET_G_STEPS_PER_S}
