@@ -61,7 +61,8 @@ toy-table:
 image-table:
 	$(BIN)/python -m ebmlib image-table --data stacked-digits --seeds 3 --json benchmarks/results/image_table_cpu.json
 
-# The GPU benchmark: SN-GAN training and DDLS throughput, eager fp32 against the optimized path.
+# The GPU benchmark: SN-GAN training and DDLS throughput, true fp32 eager (TF32 off) and default eager against
+# the optimized path (for DDLS: exactly the call that `sample` makes).
 # DEVICE names the result file, for example: make bench-gpu DEVICE=h100
 DEVICE ?= gpu
 bench-gpu:

@@ -6,7 +6,7 @@
     calibrate   calibrate the run's discriminator against its frozen generator
     sample      draw samples from a calibrated run (generator, DRS, MH-GAN or DDLS)
     evaluate    score sample files against the run's data set (Fréchet distance, Inception-style score)
-    bench       GPU throughput of SN-GAN training and DDLS, eager fp32 against the optimized path
+    bench       GPU throughput of SN-GAN training and DDLS, true fp32 eager against the optimized path
     gpu-check   the whole CUDA path in one call: CUDA tests, bench, the pipeline, a training-speed probe
 
 An expected failure (a missing or damaged data set, a checkpoint that does not match, a diverging
@@ -171,7 +171,12 @@ def _evaluate(args):
 def _bench(args):
     from .recipes.bench import main as bench_main
 
-    bench_main(args)
+    failed = bench_main(args)["summary"]["failed_stages"]
+    if failed:  # every other stage was measured (and written); the status says the run is incomplete
+        print(f"ebmlib: error: {len(failed)} benchmark stage(s) failed: {', '.join(failed)} (their errors are "
+              f"in the table{' and in ' + args.json if args.json else ''})", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _gpu_check(args):
@@ -282,8 +287,9 @@ def build_parser():
     _data_args(p, dataset=None)
     p.set_defaults(run_fn=_evaluate)
 
-    p = sub.add_parser("bench", parents=[common], help="GPU throughput: SN-GAN training and DDLS, eager fp32 vs optimized")
-    p.add_argument("--json", help="write the results to this JSON file")
+    p = sub.add_parser("bench", parents=[common],
+                       help="GPU throughput: SN-GAN training and DDLS, true fp32 eager vs optimized (exit 1 if a stage fails)")
+    p.add_argument("--json", help="write the results to this JSON file (rewritten after every stage)")
     p.add_argument("--ddls-batch", type=positive_int, default=5000, help="chains in one DDLS batch (default 5000)")
     p.add_argument("--quick", action="store_true", help="a few iterations only (checks that it runs)")
     p.add_argument("--device")
@@ -318,7 +324,7 @@ def main(argv=None) -> int:
     if getattr(args, "debug", False):
         return _exit_status(args.run_fn(args))
     try:
-        status = _exit_status(args.run_fn(args))
+        status = _exit_status(args.run_fn(args))  # a command may report a partial failure by its status (bench)
     except KeyboardInterrupt as e:
         print(f"ebmlib: interrupted{': ' + str(e) if str(e) else ''}", file=sys.stderr)
         return 130

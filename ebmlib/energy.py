@@ -26,13 +26,22 @@ def log_standard_normal(z):
     return -0.5 * (z ** 2).sum(dim=1) - 0.5 * z.shape[1] * math.log(2 * math.pi)
 
 
+def at_least_fp32(t):
+    """``t`` in float32, or as it is when already float32 or float64: where a bfloat16 network output meets
+    the numbers that decide something (energies, a Metropolis test, a calibration head)."""
+    return t.to(torch.promote_types(t.dtype, torch.float32))
+
+
 def latent_energy(z, G, d):
     """E(z) = -log p0(z) - d(G(z)) with p0 = N(0, I), up to a constant; z (N, k) -> (N,).
 
-    Gradients flow through both the prior term and d(G(z)) (nothing here is detached).
+    Gradients flow through both the prior term and d(G(z)) (nothing here is detached). The energy is
+    float32 (float64 for float64 z) even when G and d run under bf16 autocast: the logit is cast before
+    it meets the prior term, so a sampler's decisions never rest on bf16 rounding (~0.06 at |d| ~ 16).
     """
     last_dim(z, G.latent_dim, "latent z")
-    return 0.5 * (z ** 2).sum(dim=1) - check_logits(d(G(z)), len(z))
+    logit = at_least_fp32(check_logits(d(G(z)), len(z)))
+    return 0.5 * (at_least_fp32(z) ** 2).sum(dim=1) - logit
 
 
 def check_logits(logits, n):
@@ -78,7 +87,9 @@ class CalibratedLogit(_OnFrozenLogit):
     """A frozen logit d(x) mapped through a fitted affine head: a * d(x) + b, shape (N,).
 
     The head turns a discriminator trained with any loss (hinge, say) into an estimate of
-    log p_data(x) / p_g(x) for the generator it was calibrated against.
+    log p_data(x) / p_g(x) for the generator it was calibrated against. Under bf16 autocast the logit
+    d(x) is cast to float32 before the affine map, so the result is float32: a bf16 product would carry
+    rounding errors of 0.05-0.2 nats at the logits DDLS meets.
     """
 
     def __init__(self, d):
@@ -87,7 +98,7 @@ class CalibratedLogit(_OnFrozenLogit):
         self.bias = nn.Parameter(torch.zeros(()))
 
     def forward(self, x):
-        return self.scale * self.d(x) + self.bias
+        return self.scale * at_least_fp32(self.d(x)) + self.bias
 
 
 class ResidualLogit(_OnFrozenLogit):
@@ -109,8 +120,10 @@ class ResidualLogit(_OnFrozenLogit):
         nn.init.zeros_(self.r[-1].weight), nn.init.zeros_(self.r[-1].bias)
 
     def forward(self, x):
-        phase = 2 * math.pi * last_dim(x, self.freqs.shape[0], "x") @ self.freqs
-        return self.d(x) + self.r(torch.cat([phase.sin(), phase.cos()], dim=-1)).squeeze(-1)
+        with torch.autocast(x.device.type, enabled=False):  # a phase in bf16 would be off by whole radians
+            phase = 2 * math.pi * at_least_fp32(last_dim(x, self.freqs.shape[0], "x")) @ self.freqs
+        correction = self.r(torch.cat([phase.sin(), phase.cos()], dim=-1)).squeeze(-1)
+        return at_least_fp32(self.d(x)) + at_least_fp32(correction)
 
 
 # Calibration methods: how the model on top of the frozen d is built. The residual's Fourier features of

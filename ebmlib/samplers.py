@@ -4,6 +4,7 @@
 ideally calibrated (``ebmlib.calibrate``) so that d(x) ≈ log p_data(x) / p_g(x). Samples may have any
 shape: vectors (n, dim) in the toy world, images (n, C, H, W); latents are (n, k).
 """
+import contextlib
 import time
 from dataclasses import dataclass, field
 
@@ -170,14 +171,61 @@ def sample_mh(G, d, n, *, generator=None, steps=100, x0=None, batch_size=10_000)
     return Samples(x, z, 0.0, {"accept_rate": accepted / steps, "restarted": len(stuck)})
 
 
+def _unique_parameters(modules):
+    seen = {}
+    for module in modules:
+        for p in module.parameters():
+            seen.setdefault(id(p), p)
+    return list(seen.values())
+
+
+@contextlib.contextmanager
+def sampling_setup(*modules, channels_last=False, cudnn_benchmark=None):
+    """The fast set-up of networks that are only evaluated (DDLS differentiates with respect to z alone),
+    for the duration of the block, whatever happens inside it.
+
+    Every parameter is frozen (``requires_grad=False``: autograd neither builds nor keeps anything for the
+    weights); with ``channels_last`` the 4-D parameters (convolution weights) are stored channels-last,
+    which cuDNN runs fastest with bf16 on tensor cores; ``cudnn_benchmark`` (True/False; None leaves it)
+    sets ``torch.backends.cudnn.benchmark``. On leaving, each parameter's ``requires_grad`` and memory
+    layout and the cuDNN flag are as they were, so an optimizer holding the parameters is unaffected.
+    """
+    params = _unique_parameters(modules)
+    trainable = [p.requires_grad for p in params]
+    strides = [p.stride() for p in params]
+    benchmark = torch.backends.cudnn.benchmark
+    try:
+        # outside any inference_mode of the caller: the new storage must be usable by autograd
+        with torch.inference_mode(False), torch.no_grad():
+            for p in params:
+                p.requires_grad_(False)
+                if channels_last and p.dim() == 4:
+                    p.data = p.data.contiguous(memory_format=torch.channels_last)
+        if cudnn_benchmark is not None:
+            torch.backends.cudnn.benchmark = bool(cudnn_benchmark)
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = benchmark
+        with torch.inference_mode(False), torch.no_grad():
+            for p, flag, stride in zip(params, trainable, strides):
+                if p.stride() != stride:
+                    p.data = torch.empty_strided(p.shape, stride, dtype=p.dtype, device=p.device).copy_(p.data)
+                p.requires_grad_(flag)
+
+
 def sample_ddls(G, d, n, *, generator=None, steps=200, step_size=0.01, noise_scale=1.0, mala=False, decay=1.0,
-                decay_every=None, snapshot_every=None, batch_size=10_000, z0=None, amp=False):
+                decay_every=None, snapshot_every=None, batch_size=10_000, z0=None, amp=False, channels_last=None,
+                cudnn_benchmark=None, check_every=None):
     """Discriminator Driven Latent Sampling: Langevin chains on E(z) = -log p0(z) - d(G(z)).
 
     Chains start at z0 (default z ~ p0) and run ``steps`` steps of size ``step_size`` (ε in the
     paper's update); see :func:`langevin` for the other arguments. Returns x = G(z_final).
     ``amp=True`` evaluates G and d under bf16 autocast on CUDA (ignored on the CPU); the chains, the
-    prior term and the update stay in float32.
+    prior term, the energy and the Metropolis test stay in float32.
+    For the duration of the call G and d run in :func:`sampling_setup`: parameters frozen, convolution
+    weights channels-last when ``channels_last`` (default: on CUDA), ``torch.backends.cudnn.benchmark``
+    set to ``cudnn_benchmark`` (default: True on CUDA, untouched elsewhere); all of it is undone on
+    return or error. ``check_every``: steps between finiteness checks (see :func:`langevin`).
     ``info``: ``accept_rate`` (MALA), ``snapshots`` (list of (step, z)), ``energy_trace``.
     """
     if z0 is None:
@@ -186,7 +234,18 @@ def sample_ddls(G, d, n, *, generator=None, steps=200, step_size=0.01, noise_sca
         z = last_dim(z0, G.latent_dim, "z0").to(module_device(G))
         if len(z) != n:
             raise ValueError(f"z0 holds {len(z)} starting points but n={n} samples were asked for; pass n=len(z0)")
-    use_amp = amp and z.device.type == "cuda"
+    on_cuda = z.device.type == "cuda"
+    use_amp = amp and on_cuda
+    channels_last = on_cuda if channels_last is None else channels_last
+    cudnn_benchmark = (True if on_cuda else None) if cudnn_benchmark is None else cudnn_benchmark
+    with sampling_setup(G, d, channels_last=channels_last, cudnn_benchmark=cudnn_benchmark):
+        return _ddls_chains(G, d, z, steps=steps, step_size=step_size, noise_scale=noise_scale, mala=mala,
+                            decay=decay, decay_every=decay_every, snapshot_every=snapshot_every,
+                            batch_size=batch_size, generator=generator, use_amp=use_amp, check_every=check_every)
+
+
+def _ddls_chains(G, d, z, *, batch_size, use_amp, snapshot_every, mala, **chain):
+    """The body of :func:`sample_ddls`: chains from ``z`` in chunks of ``batch_size``, then x = G(z)."""
 
     def energy(v):
         # the latents and the prior term stay float32; only G and d run in bf16
@@ -195,9 +254,7 @@ def sample_ddls(G, d, n, *, generator=None, steps=200, step_size=0.01, noise_sca
 
     zs, snaps, traces, rates = [], [], [], []
     for chunk in z.split(batch_size):
-        res = langevin(energy, chunk, steps=steps, step_size=step_size,
-                       noise_scale=noise_scale, mala=mala, decay=decay, decay_every=decay_every,
-                       snapshot_every=snapshot_every, generator=generator)
+        res = langevin(energy, chunk, mala=mala, snapshot_every=snapshot_every, **chain)
         zs.append(res.z), snaps.append(res.snapshots), traces.append(res.energy_trace), rates.append(res.accept_rate)
     z = torch.cat(zs)
     # mean energy over all chains, whatever the chunking

@@ -301,3 +301,47 @@ def test_log_ratio_is_the_difference_of_the_log_densities_and_drives_the_sampler
     from helpers import Identity
     out = ebmlib.sample("drs", Identity(1), d, 4000, seed=0)
     assert out.x.var().item() == pytest.approx(0.25, abs=0.03)
+
+
+# ---- precision under bf16 autocast ---------------------------------------------------------------
+
+def test_the_calibration_head_maps_a_bf16_logit_in_float32():
+    G, D = small_sngan_pair()
+    head = CalibratedLogit(Scaled(D, 1e3))  # logits of a few units, where bf16 rounds by about 0.01
+    with torch.no_grad():
+        head.scale.fill_(1.37), head.bias.fill_(0.21)
+        x = G(torch.randn(64, 8, generator=torch.Generator().manual_seed(0)))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            raw, out = head.d(x), head(x)
+    assert raw.dtype == torch.bfloat16, "the test needs a logit that autocast computes in bf16"
+    assert out.dtype == torch.float32
+    assert torch.equal(out, head.scale * raw.float() + head.bias)
+    in_bf16 = head.scale.bfloat16() * raw + head.bias.bfloat16()  # what a head that stays in bf16 gives
+    assert (out - in_bf16.float()).abs().max() > 1e-3
+
+
+def test_the_latent_energy_is_float32_under_bf16_autocast():
+    G, D = small_sngan_pair()
+    head = calibration_model("head", Scaled(D, 1e3))
+    with torch.no_grad():
+        head.scale.fill_(1.37)
+    z = torch.randn(16, 8, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        e = ebmlib.latent_energy(z, G, head)
+        logit = head(G(z))
+    (grad,) = torch.autograd.grad(e.sum(), z)
+    assert e.dtype == torch.float32 and grad.dtype == torch.float32 and logit.dtype == torch.float32
+    torch.testing.assert_close(e, 0.5 * (z ** 2).sum(1) - logit, rtol=0, atol=0)
+
+
+def test_the_residual_correction_is_float32_under_bf16_autocast():
+    d = ResidualLogit(AffineLogit(2.0, 0.5), dim=1, features=8, scale=3.0)
+    x = torch.linspace(-2, 2, 32)[:, None]
+    with torch.no_grad():
+        d.r[-1].weight.normal_(generator=torch.Generator().manual_seed(2))
+        exact = d(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            under_amp = d(x)
+    assert under_amp.dtype == torch.float32
+    # only the small MLP runs in bf16: the Fourier phase (up to 2π * 3 * 2 * |B| radians) stays float32
+    torch.testing.assert_close(under_amp, exact, rtol=0, atol=0.1)

@@ -316,3 +316,95 @@ def test_mala_divergence_is_also_caught():
         langevin(energy, z0, steps=5, step_size=100.0, mala=True, generator=torch.Generator().manual_seed(17))
     _check_divergence(info.value, 1, 100.0, (64, 2))
     assert torch.equal(info.value.last_finite, z0)
+
+
+# ---- checks every k steps: the same chains, the same first failing step ------------------------
+
+class NaNFromCall:
+    """An energy that is ``inner`` except on calls ``bad_calls`` (a range), where it is NaN. Call 1 is the
+    start, call s + 1 is step s: a NaN on call 38 is a divergence at step 37, whatever the chains did."""
+
+    def __init__(self, inner, bad_calls):
+        self.inner, self.bad_calls, self.calls = inner, bad_calls, 0
+
+    def __call__(self, x):
+        self.calls += 1
+        e = self.inner(x)
+        return e * float("nan") if self.calls in self.bad_calls else e
+
+
+@pytest.mark.parametrize("mala", [False, True])
+@pytest.mark.parametrize("check_every", [1, 25, 50, 1000])
+@pytest.mark.parametrize("bad_calls", [range(38, 39), range(38, 10_000)], ids=["nan-once", "nan-after"])
+def test_a_later_check_still_names_the_first_failing_step_and_the_states_before_it(mala, check_every, bad_calls):
+    z0 = torch.randn(64, 2, generator=torch.Generator().manual_seed(20))
+    run = dict(step_size=0.3, mala=mala, decay=0.5, decay_every=30)
+    with pytest.raises(LangevinDivergence) as info:
+        langevin(NaNFromCall(gaussian_energy, bad_calls), z0, steps=60, check_every=check_every,
+                 generator=torch.Generator().manual_seed(21), **run)
+    before = langevin(gaussian_energy, z0, steps=36, generator=torch.Generator().manual_seed(21), **run)
+    _check_divergence(info.value, 37, 0.15, (64, 2))  # step 37 is past the decay at step 31
+    assert torch.equal(info.value.last_finite, before.z)
+    assert not torch.equal(before.z, z0)
+
+
+def test_divergence_on_a_deterministic_path_is_found_at_its_step_with_any_check_interval():
+    # E = -2 x below 36.5, NaN beyond; no noise, eps = 1: x = step, so step 37 is the first non-finite one
+    def energy(x):
+        e = -2 * x.sum(dim=1)
+        return torch.where(x.sum(dim=1) < 36.5, e, torch.full_like(e, float("nan")))
+
+    for check_every in (25, 50):
+        with pytest.raises(LangevinDivergence) as info:
+            langevin(energy, torch.zeros(3, 1), steps=80, step_size=1.0, noise_scale=0.0, check_every=check_every)
+        _check_divergence(info.value, 37, 1.0, (3, 1))
+        assert torch.equal(info.value.last_finite, torch.full((3, 1), 36.0))
+
+
+@pytest.mark.parametrize("mala", [False, True])
+def test_results_do_not_depend_on_the_check_interval(mala):
+    z0 = torch.randn(200, 2, generator=torch.Generator().manual_seed(22))
+    runs = [langevin(gaussian_energy, z0, steps=40, step_size=0.5, mala=mala, snapshot_every=10, check_every=k,
+                     generator=torch.Generator().manual_seed(23)) for k in (1, 7, 1000)]
+    first = runs[0]
+    assert isinstance(first.energy_trace, list) and all(isinstance(v, float) for v in first.energy_trace)
+    assert (first.accept_rate is not None) == mala
+    for other in runs[1:]:
+        assert torch.equal(other.z, first.z)
+        assert other.accept_rate == first.accept_rate and other.energy_trace == first.energy_trace
+        assert all(s == t and torch.equal(a, b) for (s, a), (t, b) in zip(other.snapshots, first.snapshots))
+
+
+def test_the_chains_wait_for_the_device_only_at_checks(monkeypatch):
+    # Every tensor -> Python conversion waits for the device on a GPU. Counting them on the CPU: running
+    # twice as many steps adds one conversion per check and none per step.
+    conversions = []
+    for name in ("item", "tolist", "__bool__", "__int__", "__float__"):
+        def counted(self, *args, _original=getattr(torch.Tensor, name), _name=name, **kwargs):
+            conversions.append(_name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+
+    def count(steps, check_every):
+        conversions.clear()
+        langevin(gaussian_energy, torch.zeros(10, 2), steps=steps, step_size=0.1, mala=True, snapshot_every=5,
+                 check_every=check_every, generator=torch.Generator().manual_seed(24))
+        return len(conversions)
+
+    assert count(200, 25) - count(100, 25) == 4
+    assert count(200, 1) - count(100, 1) == 100
+
+
+def test_bad_check_interval_is_a_value_error():
+    with pytest.raises(ValueError, match="check_every"):
+        langevin(gaussian_energy, torch.zeros(4, 2), steps=3, step_size=0.1, check_every=0)
+
+
+def test_low_precision_energies_are_carried_and_compared_in_float32():
+    # an energy computed in bfloat16 (as networks under autocast may return) is promoted before the MH test
+    res = langevin(lambda x: gaussian_energy(x).bfloat16(), torch.zeros(50, 2), steps=5, step_size=0.1, mala=True,
+                   generator=torch.Generator().manual_seed(25))
+    assert res.z.dtype == torch.float32 and 0 < res.accept_rate <= 1
+    # kept in bfloat16, every mean energy would be a bfloat16 number; promoted, the means are float32 ones
+    assert any(v != float(torch.tensor(v).bfloat16()) for v in res.energy_trace)

@@ -76,6 +76,19 @@ def test_calibrate_and_sample_write_their_files(tmp_path, data):
     assert saved["options"] == {"steps": 2} and 0 <= saved["info"]["accept_rate"] <= 1
     with pytest.raises(FileNotFoundError, match="ebmlib sample"):
         pipeline.load_samples(run / "samples_none.pt")
+    # DDLS with the pipeline's settings, written beside the samples
+    out = pipeline.sample(run, sampler="ddls", n=4, device="cpu", steps=2, mala=True)
+    saved = pipeline.load_samples(run / "samples_ddls.pt")
+    assert saved["options"] == {**pipeline.PAPER_DDLS, "amp": True, "steps": 2, "mala": True}
+    assert saved["options"] == pipeline.sampler_options("ddls", steps=2, mala=True)
+    assert torch.equal(saved["z"], out.z) and 0 <= saved["info"]["accept_rate"] <= 1
+
+
+def test_sampler_options_are_the_pipeline_defaults_under_the_given_ones():
+    assert pipeline.sampler_options("ddls") == {**pipeline.PAPER_DDLS, "amp": True}
+    assert pipeline.sampler_options("ddls", step_size=0.1, amp=False) == {"steps": 1000, "step_size": 0.1, "amp": False}
+    assert pipeline.sampler_options("drs") == {"m_quantile": 0.99}
+    assert pipeline.sampler_options("mh", steps=5) == {"steps": 5}
 
 
 def test_image_calibration_refuses_the_low_dimensional_residual(tmp_path):

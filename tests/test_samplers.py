@@ -5,6 +5,7 @@ N(a / (1 + c), I / (1 + c)), and Z0 = E_{p0}[e^d] = (1 + c)^{-k/2} exp(||a||^2 /
 sampler's answer is known in closed form. On images (N, 3, 32, 32) each sample is accepted, rejected or
 moved as a whole.
 """
+import contextlib
 import math
 
 import pytest
@@ -12,8 +13,9 @@ import torch
 from torch import nn
 
 import ebmlib
+from ebmlib.energy import calibration_model
 from ebmlib.nets import MLPDiscriminator, MLPGenerator
-from ebmlib.samplers import SAMPLERS, sample_ddls
+from ebmlib.samplers import SAMPLERS, sample_ddls, sampling_setup
 
 from helpers import Identity, QuadLogit, Scaled, small_sngan_pair
 
@@ -388,6 +390,73 @@ def test_image_ddls_diverging_chain_names_the_step_and_keeps_the_states():
         ebmlib.sample("ddls", G, d, 4, z0=z0, steps=5, step_size=5.0)
     assert info.value.step >= 1 and info.value.step_size == 5.0
     assert torch.isfinite(info.value.last_finite).all() and info.value.last_finite.shape == (4, 8)
+
+
+# ---- the fast set-up of DDLS: frozen, channels-last nets, cuDNN autotuning, all undone afterwards ----
+
+def _net_state(*modules):
+    params = [p for m in modules for p in m.parameters()]
+    return [p.requires_grad for p in params], [p.stride() for p in params], torch.backends.cudnn.benchmark
+
+
+class Probe(nn.Module):
+    """d itself, recording on each call what the set-up looks like from inside the sampler."""
+
+    def __init__(self, d, G):
+        super().__init__()
+        self.d, self.G, self.seen = d, G, []
+
+    def forward(self, x):
+        params = [*self.G.parameters(), *self.d.parameters()]
+        convs = [p for p in params if p.dim() == 4]
+        self.seen.append({"frozen": not any(p.requires_grad for p in params),
+                          "channels_last": len(convs) > 0 and all(p.is_contiguous(memory_format=torch.channels_last) and
+                                               not p.is_contiguous() for p in convs),
+                          "cudnn_benchmark": torch.backends.cudnn.benchmark})
+        return self.d(x)
+
+
+@pytest.mark.parametrize("mode", ["plain", "inference_mode"])
+def test_ddls_samples_with_frozen_channels_last_nets_and_restores_them(mode):
+    G, D = small_sngan_pair()
+    d = Probe(calibration_model("head", Scaled(D, 100.0)), G)  # D frozen by the head, the head trainable
+    next(G.parameters()).requires_grad_(False)  # a mix of frozen and trainable to restore exactly
+    before = _net_state(G, d)
+    assert before[2] is False and any(before[0]) and not all(before[0])
+    run = dict(seed=3, steps=3, step_size=0.05)
+    context = torch.inference_mode() if mode == "inference_mode" else contextlib.nullcontext()
+    with context:
+        fast = ebmlib.sample("ddls", G, d, 6, channels_last=True, cudnn_benchmark=True, **run)
+    seen_fast, d.seen = d.seen, []
+    plain = ebmlib.sample("ddls", G, d, 6, **run)  # the CPU defaults: standard layout, cuDNN flag untouched
+    assert all(s == {"frozen": True, "channels_last": True, "cudnn_benchmark": True} for s in seen_fast)
+    assert all(s == {"frozen": True, "channels_last": False, "cudnn_benchmark": False} for s in d.seen)
+    assert _net_state(G, d) == before
+    assert all(p.grad is None for p in (*G.parameters(), *d.parameters()))
+    torch.testing.assert_close(fast.z, plain.z, rtol=1e-4, atol=1e-5)
+
+
+def test_the_set_up_is_undone_when_a_chain_diverges():
+    G, D = small_sngan_pair()
+    z0 = torch.randn(4, 8, generator=torch.Generator().manual_seed(0))
+    d = Exploding(D)
+    with torch.no_grad():
+        d.threshold = G(z0).abs().mean((1, 2, 3)).max().item() + 1e-3
+    before = _net_state(G, d)
+    with pytest.raises(ebmlib.LangevinDivergence):
+        ebmlib.sample("ddls", G, d, 4, z0=z0, steps=5, step_size=5.0, channels_last=True, cudnn_benchmark=True)
+    assert _net_state(G, d) == before and all(before[0])
+    assert all(p.grad is None for p in (*G.parameters(), *d.parameters()))
+
+
+def test_sampling_setup_restores_the_nets_after_any_error():
+    G, D = small_sngan_pair()
+    before = _net_state(G, D)
+    with pytest.raises(RuntimeError, match="inside"):
+        with sampling_setup(G, D, D, channels_last=True, cudnn_benchmark=True):  # D twice: shared parameters
+            assert _net_state(G, D)[2] is True and not any(_net_state(G, D)[0])
+            raise RuntimeError("inside")
+    assert _net_state(G, D) == before
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
