@@ -141,7 +141,8 @@ def sampler_options(sampler, **options):
     if sampler == "ddls":
         return {**PAPER_DDLS, "amp": True, **options}
     if sampler == "drs":
-        # exact DRS (M = the largest logit) accepts almost nothing on images: practical DRS caps log M
+        # exact rejection (M = the largest logit) accepts almost nothing on images: log M is clipped at the
+        # logits' 99th percentile (a clipped bound, not Azadi et al.'s rule: pass shift_quantile for that)
         return {"m_quantile": 0.99, **options}
     return options
 
