@@ -15,7 +15,7 @@ import torch.multiprocessing as mp
 from ebmlib import distributed, images, samplers
 from ebmlib.__main__ import build_parser
 from ebmlib.images import Batches
-from ebmlib.recipes import pipeline
+from ebmlib.recipes import pipeline, ranks
 from ebmlib.train_images import train_images
 
 from helpers import TinyD, TinyG
@@ -42,7 +42,7 @@ def test_without_torchrun_everything_is_the_single_process_case():
     data = torch.randint(0, 256, (20, 3, 32, 32), dtype=torch.uint8)
     assert type(distributed.batches(data, 4, seed=1)) is Batches
     with torch.no_grad():
-        one = distributed.sample("generator", G.eval(), None, 5, seed=3)
+        one = ranks.sample("generator", G.eval(), None, 5, seed=3)
     assert torch.equal(one.x, samplers.sample("generator", G, None, 5, seed=3).x)
 
 

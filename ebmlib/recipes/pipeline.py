@@ -28,6 +28,7 @@ from ..energy import ANY_DIMENSION, load_calibration, save_calibration
 from ..energy import calibrate as calibrate_logit
 from ..nets import build_pair
 from ..train_images import train_images
+from . import ranks
 
 # SN-GAN's CIFAR-10 recipe (Miyato et al. 2018). With it, pytorch-gan-collections reports IS 7.84 / FID 17.81
 # for the standard CNN and 8.31 / 14.32 for the ResNet; torch_mimicry's ResNet: IS 7.97 / FID 16.77.
@@ -148,7 +149,7 @@ def sample(run, sampler="ddls", n=50_000, seed=0, device=None, name=None, **opti
     write ``samples_<name>.pt`` (uint8 images, latents, settings). DDLS defaults: :data:`PAPER_DDLS`,
     bf16 on CUDA; DRS: log M at the 0.99 quantile of the logits. Returns the
     :class:`ebmlib.samplers.Samples` (``x`` as float images in [-1, 1]). Under torchrun the chains are shared
-    among the ranks and gathered (``ebmlib.distributed.sample``: the same samples as one process); rank 0
+    among the ranks and gathered (``ebmlib.recipes.ranks.sample``: the same samples as one process); rank 0
     writes the file and returns the samples, the other ranks return None."""
     G, d = load_calibrated(run, distributed.setup(device))
     if sampler == "ddls":
@@ -157,7 +158,7 @@ def sample(run, sampler="ddls", n=50_000, seed=0, device=None, name=None, **opti
         # exact DRS (M = the largest logit) accepts almost nothing on images: practical DRS caps log M
         options = {"m_quantile": 0.99, **options}
     start = time.perf_counter()
-    out = distributed.sample(sampler, G, d, n, seed=seed, **options)
+    out = ranks.sample(sampler, G, d, n, seed=seed, **options)
     if out is None:  # a rank other than 0: its chains are in rank 0's file
         return None
     info = {k: v for k, v in out.info.items() if k != "snapshots"}
@@ -222,7 +223,7 @@ def reference_stats(extractor_module, dataset="cifar10", root=None):
     rank; under torchrun each rank extracts a share of the batches and rank 0 computes them."""
     with distributed.rank0_first():
         data = images.load_images(dataset, root)[0]
-    ext = distributed.precomputed(extractor_module, data, _SCORE_BATCH)
+    ext = ranks.precomputed(extractor_module, data, _SCORE_BATCH)
     stats = metrics.reference_stats(data, ext, _SCORE_BATCH) if ext is not None else None
     return distributed.broadcast(stats)
 
@@ -238,5 +239,5 @@ def evaluate(samples, dataset="cifar10", root=None, kind="classifier", device=No
     ext = extractor_module or extractor(kind, dataset=dataset, root=root, device=device, **options)
     if reference is None:
         reference = reference_stats(ext, dataset, root)
-    scored = distributed.precomputed(ext, samples, _SCORE_BATCH)
+    scored = ranks.precomputed(ext, samples, _SCORE_BATCH)
     return metrics.score(samples, reference, scored, batch_size=_SCORE_BATCH) if scored is not None else None
