@@ -9,6 +9,9 @@
     bench       GPU throughput of SN-GAN training and DDLS, true fp32 eager against the optimized path
     gpu-check   the whole CUDA path in one call: CUDA tests, bench, the pipeline, a training-speed probe
 
+Under ``torchrun --nproc_per_node N -m ebmlib COMMAND``, train, sample and evaluate share the work among N
+processes (``ebmlib.distributed``); rank 0 prints and writes the files.
+
 An expected failure (a missing or damaged data set, a checkpoint that does not match, a diverging
 chain, a bad argument) is answered by one line ``ebmlib: error: ...`` on stderr and exit status 1
 (2 for a bad command line); ``--debug`` shows the traceback instead.
@@ -23,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from . import energy, features, images, losses, nets, samplers
+from . import distributed, energy, features, images, losses, nets, samplers
 from ._files import write_text
 from .cifar10 import ArchiveError, DownloadError
 
@@ -99,7 +102,7 @@ def _image_table(args):
 
 
 def _train(args):
-    from .recipes.pipeline import train
+    from .recipes.pipeline import PAPER_TRAIN, train
 
     options = {k: v for k, v in dict(steps=args.steps, n_dis=args.n_dis, batch_size=args.batch_size, loss=args.loss,
                                      lr_g=args.lr, lr_d=args.lr, ema=args.ema, checkpoint_every=args.checkpoint_every,
@@ -111,6 +114,10 @@ def _train(args):
     last = f"d_loss {history['d_loss'][-1]:.3f}, g_loss {history['g_loss'][-1]:.3f}" if history["step"] else ""
     print(f"trained to step {history['step'][-1] if history['step'] else 0} in {history['seconds']:.1f} s; {last}; "
           f"checkpoint {history['checkpoint']}")
+    if distributed.world_size() > 1:
+        batch = args.batch_size or PAPER_TRAIN["batch_size"]
+        print(f"{distributed.world_size()} ranks: effective batch size {batch * distributed.world_size()} "
+              f"({batch} a rank x {distributed.world_size()} ranks)")
 
 
 def _calibrate(args):
@@ -128,8 +135,12 @@ def _sample(args):
     if args.sampler == "ddls":
         options = {k: v for k, v in dict(steps=args.steps, step_size=args.step_size, mala=args.mala or None).items()
                    if v is not None}
+    if args.batch_size:
+        options["batch_size"] = args.batch_size
     out = sample(args.run, sampler=args.sampler, n=args.n, seed=args.seed, device=args.device, name=args.name,
                  **options)
+    if out is None:  # a rank other than 0 under torchrun: rank 0 reports
+        return
     steps = options.get("steps", PAPER_DDLS["steps"])
     rate = f", {args.n * steps / out.seconds:,.0f} image-steps/s" if args.sampler == "ddls" else ""
     print(f"{args.n} samples with {args.sampler} in {out.seconds:.1f} s{rate}; wrote "
@@ -148,8 +159,8 @@ def _run_dataset(sample_path):
 
 
 def _evaluate(args):
-    from .metrics import describe, reference_stats
-    from .recipes.pipeline import evaluate, extractor, load_samples
+    from .metrics import describe
+    from .recipes.pipeline import evaluate, extractor, load_samples, reference_stats
 
     dataset, root = args.dataset, args.data
     if dataset is None:
@@ -157,11 +168,13 @@ def _evaluate(args):
         root = root if root is not None else run_root
     ext = extractor(args.features, dataset=dataset, root=root, device=args.device,
                     inception_weights=args.inception_weights, steps=args.classifier_steps)
-    reference = reference_stats(images.load_images(dataset, root)[0], ext)  # once for every sample file
+    reference = reference_stats(ext, dataset, root)  # once for every sample file
     results = {}
     for path in args.samples:
         loaded = load_samples(path)
         scores = evaluate(loaded["images"], extractor_module=ext, reference=reference)
+        if scores is None:  # a rank other than 0 under torchrun: rank 0 reports
+            continue
         results[path] = {**scores, "sampler": loaded["sampler"], "dataset": dataset}
         print(f"{path} ({loaded['sampler']}): {describe(scores)}")
     if args.json:
@@ -198,6 +211,11 @@ def _data_args(p, dataset="cifar10"):
     p.add_argument("--device", help="cuda or cpu (default: cuda when available)")
 
 
+# torchrun's own parser reads abbreviations of its options even after the script, and --run and --n are
+# ambiguous there: under torchrun, write --run-dir and --n-samples
+_RUN_DIR = "the run folder (--run-dir under torchrun)"
+
+
 def build_parser():
     """The argument parser of ``python -m ebmlib``; every choice comes from a registry of the library."""
     common = argparse.ArgumentParser(add_help=False)
@@ -232,7 +250,8 @@ def build_parser():
     p.set_defaults(run_fn=_image_table)
 
     p = sub.add_parser("train", parents=[common], help="train an image GAN (SN-GAN's settings by default)")
-    p.add_argument("--run", required=True, help="the run folder (checkpoint, metrics.jsonl, samples/)")
+    p.add_argument("--run", "--run-dir", dest="run", required=True,
+                   help="the run folder: checkpoint, metrics.jsonl, samples/ (--run-dir under torchrun)")
     p.add_argument("--arch", choices=sorted(nets.ARCHITECTURES), default="cnn")
     p.add_argument("--ch", type=positive_int, help="base channel width (default: the paper's)")
     p.add_argument("--latent-dim", type=positive_int, default=128, help="size of the latent z (default 128)")
@@ -256,7 +275,7 @@ def build_parser():
 
     p = sub.add_parser("calibrate", parents=[common],
                        help="fit d(x) ~ log p_data/p_g against the run's frozen generator")
-    p.add_argument("--run", required=True)
+    p.add_argument("--run", "--run-dir", dest="run", required=True, help=_RUN_DIR)
     p.add_argument("--method", choices=energy.ANY_DIMENSION, help="default head (a logistic head on D)")
     p.add_argument("--steps", type=positive_int, help="default 2000")
     p.add_argument("--lr", type=positive_float)
@@ -265,13 +284,17 @@ def build_parser():
     p.set_defaults(run_fn=_calibrate)
 
     p = sub.add_parser("sample", parents=[common], help="sample a calibrated run")
-    p.add_argument("--run", required=True)
+    p.add_argument("--run", "--run-dir", dest="run", required=True, help=_RUN_DIR)
     p.add_argument("--sampler", choices=sorted(samplers.SAMPLERS), default="ddls")
-    p.add_argument("--n", type=positive_int, default=50_000, help="number of samples (default 50000)")
+    p.add_argument("--n", "--n-samples", dest="n", type=positive_int, default=50_000,
+                   help="number of samples (default 50000; --n-samples under torchrun)")
     p.add_argument("--steps", type=positive_int, help="DDLS steps (default 1000)")
     p.add_argument("--step-size", type=positive_float, help="DDLS step size eps (default 0.01)")
     p.add_argument("--mala", action="store_true", help="DDLS with the Metropolis correction")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=positive_int,
+                   help="chains evaluated together (default 10000); under torchrun, chunks of this size are dealt "
+                        "to the ranks, so about N / ranks keeps each busy (one process gives the same samples)")
     p.add_argument("--name", help="the file is samples_NAME.pt (default: the sampler's name)")
     p.add_argument("--device")
     p.set_defaults(run_fn=_sample)
@@ -322,9 +345,11 @@ def main(argv=None) -> int:
     except SystemExit as e:  # --help, or a usage error already printed in one line
         return e.code if isinstance(e.code, int) else 2
     if getattr(args, "debug", False):
-        return _exit_status(args.run_fn(args))
+        with distributed.command():
+            return _exit_status(args.run_fn(args))
     try:
-        status = _exit_status(args.run_fn(args))  # a command may report a partial failure by its status (bench)
+        with distributed.command():
+            status = _exit_status(args.run_fn(args))  # a command may report a partial failure by its status (bench)
     except KeyboardInterrupt as e:
         print(f"ebmlib: interrupted{': ' + str(e) if str(e) else ''}", file=sys.stderr)
         return 130

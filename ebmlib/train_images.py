@@ -22,6 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
+from . import distributed
 from ._checks import positive_float, positive_int
 from ._files import write_text
 from ._runtime import evaluating, module_device, progress_bar
@@ -68,14 +69,16 @@ class _DeferredInterrupt:
     A KeyboardInterrupt in the middle of a step would leave D updated for a step that never finished;
     so the loop finishes the step, saves a checkpoint and raises KeyboardInterrupt itself. A second
     Ctrl-C stops at once (no checkpoint). Only the main thread can install the handler; elsewhere
-    (and where the current handler is not a Python one) the interrupt behaves as usual.
+    (and where the current handler is not a Python one) the interrupt behaves as usual. So it does
+    under torchrun: ranks that stopped at different steps could not agree on a checkpoint, so a run of
+    several ranks resumes from its last periodic one.
     """
 
     def __init__(self):
         self.requested, self._previous = False, None
 
     def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
+        if threading.current_thread() is threading.main_thread() and distributed.world_size() == 1:
             previous = signal.getsignal(signal.SIGINT)
             if previous is not None:  # None: installed from C, which could not be put back
                 self._previous = signal.signal(signal.SIGINT, self._handle)
@@ -288,26 +291,31 @@ def train_images(G, D, batches, *, steps, n_dis=5, loss="hinge", lr_g=2e-4, lr_d
     out = Path(out_dir) if out_dir is not None else None
     ckpt_path = out / "checkpoint.pt" if out is not None else None
 
-    torch.manual_seed(seed)
-    gen = torch.Generator(device=device).manual_seed(seed)
+    torch.manual_seed(distributed.rank_seed(seed))  # each rank its own latents; rank 0's are a single process's
+    gen = torch.Generator(device=device).manual_seed(distributed.rank_seed(seed))
     history = {k: [] for k in ("step", "d_loss", "g_loss", "lr_g", "lr_d", "img_per_s")}
     window = {"d": torch.zeros((), device=device), "g": torch.zeros((), device=device), "n": 0}
     step, resumed = 0, None
-    if resume and ckpt_path is not None and ckpt_path.exists():
+    if resume and ckpt_path is not None and distributed.broadcast(ckpt_path.exists()):  # rank 0 decides for all
         step, history, window = _restore(ckpt_path, G, D, G_ema, opt_g, opt_d, gen, batches, config, device)
         resumed = step
-    metrics = _Metrics(out / "metrics.jsonl" if out is not None else None, resumed)
+    metrics = _Metrics(out / "metrics.jsonl" if out is not None and distributed.is_rank0() else None, resumed)
     # fixed latents for the sample grids, drawn on the CPU so that every device shows the same z
     z_fixed = torch.randn(n_samples, G.latent_dim, generator=torch.Generator().manual_seed(seed + 1)).to(device)
 
-    G_run, D_run = _compiled(G, compile), _compiled(D, compile)  # the loop's calls; G and D are what is saved
     state = dict(G=G, D=D, G_ema=G_ema, opt_g=opt_g, opt_d=opt_d, gen=gen, batches=batches, config=config,
                  device=device)
     autocast = functools.partial(torch.autocast, device_type=device.type, dtype=torch.bfloat16, enabled=config["amp"])
     start = time.perf_counter()
     tick, tick_step = start, step
     G.train(), D.train()
-    bar = progress_bar(total=steps, initial=step, progress=progress, desc="train")
+    bar = progress_bar(total=steps, initial=step, progress=progress if distributed.is_rank0() else False, desc="train")
+    # The loop's calls; G and D themselves are what is saved. Under torchrun the updates go through DDP
+    # replicas that average gradients over ranks (the nets themselves in one process), compiled on request;
+    # fakes and the frozen D of the G step need no replica.
+    G_step, D_step = (_compiled(distributed.replicate(m, device), compile) for m in (G, D))
+    G_run, D_run = ((G_step, D_step) if distributed.world_size() == 1
+                    else (_compiled(G, compile), _compiled(D, compile)))
     with _DeferredInterrupt() as interrupt, bar:
         while step < steps:
             lr_g_now, lr_d_now = (learning_rate(step, steps, lr, lr_decay) for lr in (lr_g, lr_d))
@@ -315,10 +323,12 @@ def train_images(G, D, batches, *, steps, n_dis=5, loss="hinge", lr_g=2e-4, lr_d
             for _ in range(n_dis):
                 real = _real_batch(batches, batch_size, device, layout)
                 fake = fake_batch(G_run, batch_size, gen, device=device, autocast=autocast)
-                d_loss, _, _ = discriminator_step(D_run, real, fake, loss, opt_d, generator=gen, autocast=autocast)
-            g_loss = generator_step(G_run, D_run, loss, opt_g, batch_size, generator=gen, device=device,
+                d_loss, _, _ = discriminator_step(D_step, real, fake, loss, opt_d, generator=gen, autocast=autocast)
+            g_loss = generator_step(G_step, D_run, loss, opt_g, batch_size, generator=gen, device=device,
                                     autocast=autocast)
             step += 1
+            distributed.sync_buffers(G, D)
+            d_loss, g_loss = distributed.mean(d_loss, g_loss)
             if G_ema is not None:
                 update_ema(G_ema, G, ema_decay(step, ema))
             # running sums stay on the device: no host sync until a log line is due
@@ -330,7 +340,8 @@ def train_images(G, D, batches, *, steps, n_dis=5, loss="hinge", lr_g=2e-4, lr_d
                 now = time.perf_counter()
                 record = dict(step=step, d_loss=(window["d"] / window["n"]).item(),
                               g_loss=(window["g"] / window["n"]).item(), lr_g=lr_g_now, lr_d=lr_d_now,
-                              img_per_s=(step - tick_step) * n_dis * batch_size / max(now - tick, 1e-9),
+                              img_per_s=(step - tick_step) * n_dis * batch_size * distributed.world_size()
+                              / max(now - tick, 1e-9),
                               seconds=now - start)
                 for key in history:
                     history[key].append(record[key])
@@ -338,7 +349,7 @@ def train_images(G, D, batches, *, steps, n_dis=5, loss="hinge", lr_g=2e-4, lr_d
                 bar.set_postfix(d=f"{record['d_loss']:.3f}", g=f"{record['g_loss']:.3f}", lr=f"{lr_g_now:.2e}")
                 window = {"d": torch.zeros((), device=device), "g": torch.zeros((), device=device), "n": 0}
                 tick, tick_step = now, step
-            if out is not None and (step % sample_every == 0 or step == steps):
+            if out is not None and distributed.is_rank0() and (step % sample_every == 0 or step == steps):
                 _save_samples(G_ema if G_ema is not None else G, z_fixed, out / "samples" / f"step_{step:06d}.png")
             saved = False
             if ckpt_path is not None and (step % checkpoint_every == 0 or step == steps or interrupt.requested):
@@ -365,16 +376,26 @@ def _rng_state(gen, batches, device):
 
 
 def _checkpoint(path, state, step, history, window):
-    """Everything the loop reads, so that a resumed run continues exactly (see ``_restore``)."""
+    """Everything the loop reads, so that a resumed run continues exactly (see ``_restore``). Under
+    torchrun every rank calls it, rank 0 writes it, with every rank's random states in ``rng_ranks``."""
+    rng = _rng_state(state["gen"], state["batches"], state["device"])
+    every_rank = distributed.gather(rng)
+    with distributed.rank0_first():  # the other ranks go on once the file is complete
+        if distributed.is_rank0():
+            _save_checkpoint(path, state, step, history, window, rng, every_rank)
+
+
+def _save_checkpoint(path, state, step, history, window, rng, every_rank):
     G_ema = state["G_ema"]
     ckpt.save({
         "format": ckpt.FORMAT, "step": step, "config": state["config"],
         "G": state["G"].state_dict(), "D": state["D"].state_dict(),
         "G_ema": G_ema.state_dict() if G_ema is not None else None,
         "opt_g": state["opt_g"].state_dict(), "opt_d": state["opt_d"].state_dict(),
-        "rng": _rng_state(state["gen"], state["batches"], state["device"]),
+        "rng": rng,
         "history": history,
         "window": {"d": window["d"].cpu(), "g": window["g"].cpu(), "n": window["n"]},
+        **({"rng_ranks": every_rank} if every_rank is not None else {}),
     }, path)
 
 
@@ -401,7 +422,8 @@ def _restore(path, G, D, G_ema, opt_g, opt_d, gen, batches, config, device):
         warnings.warn(f"resuming {path} with channels_last {saved['channels_last']} -> {config['channels_last']}: "
                       "weights and optimizer state are loaded into the new memory layout and the checkpoints record "
                       "it; the run differs from an uninterrupted one by float rounding only")
-    _restore_rngs(state["rng"], gen, batches, device, path)
+    _restore_rngs(distributed.rank_rng(state, path, fresh=_rng_state(gen, batches, device)), gen, batches, device,
+                  path)
     window = {"d": state["window"]["d"].to(device), "g": state["window"]["g"].to(device), "n": state["window"]["n"]}
     return state["step"], state["history"], window
 

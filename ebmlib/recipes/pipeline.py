@@ -8,9 +8,11 @@ Each step reads the previous step's files in a run folder and writes its own (ev
     samples_<name>.pt uint8 samples (N, C, H, W), their latents and the sampler's settings (``sample``)
 
 The command line (``python -m ebmlib train | calibrate | sample | evaluate``) and chapters 08-09 call
-these functions. The data set is any name of ``ebmlib.images.DATASETS`` (``cifar10``; ``stacked-digits``,
-real digits with 1,000 countable modes that a CPU trains on in minutes; ``tiny``, the small fake set in
-CIFAR-10's format for tests and smoke runs), read from the folder ``root``; the nets are sized by it.
+these functions; under ``torchrun``, ``train``, ``sample`` and ``evaluate`` share the work among the
+ranks (``ebmlib.distributed``) and rank 0 writes the files. The data set is any name of
+``ebmlib.images.DATASETS`` (``cifar10``; ``stacked-digits``, real digits with 1,000 countable modes that a
+CPU trains on in minutes; ``tiny``, the small fake set in CIFAR-10's format for tests and smoke runs), read
+from the folder ``root``; the nets are sized by it.
 """
 import json
 import time
@@ -19,14 +21,18 @@ from pathlib import Path
 import torch
 
 from .. import checkpoint as ckpt
-from .. import features, images, metrics
+from .. import distributed, features, images, metrics
 from .._files import torch_save, write_text
 from .._runtime import default_device, module_device
 from ..energy import ANY_DIMENSION, load_calibration, save_calibration
 from ..energy import calibrate as calibrate_logit
 from ..nets import build_pair
-from ..samplers import sample as run_sampler
 from ..train_images import pick_memory_format, train_images
+from . import ranks
+
+# the pipeline's sampling call (``samplers.sample`` in one process, the chains shared among torchrun's ranks
+# otherwise); the benchmark times exactly this
+run_sampler = ranks.sample
 
 # SN-GAN's CIFAR-10 recipe (Miyato et al. 2018). With it, pytorch-gan-collections reports IS 7.84 / FID 17.81
 # for the standard CNN and 8.31 / 14.32 for the ResNet; torch_mimicry's ResNet: IS 7.97 / FID 16.77.
@@ -69,10 +75,12 @@ def train(run, arch="cnn", dataset="cifar10", root=None, device=None, latent_dim
     ``channels_last``, ...). A run folder holds one pair: resuming it with another data set or other nets is
     refused before anything is written. A resume may switch device (CPU <-> CUDA), ``channels_last`` or
     ``compile``: it continues, not bit-for-bit (``train_images`` says when), and ``run.json`` records the
-    layout of this call (``train.channels_last``). Returns the training history.
+    layout of this call (``train.channels_last``). Under torchrun each rank trains on its own slice of every
+    batch: ``batch_size`` is per rank, and run.json states the effective batch size
+    (``batch_size * world_size``). Returns the training history.
     """
     run = Path(run)
-    device = default_device(device)
+    device = distributed.setup(device)
     settings = {**PAPER_TRAIN, **options}
     settings["channels_last"] = pick_memory_format(settings.get("channels_last"), device) is torch.channels_last
     info = {"dataset": dataset, "root": None if root is None else str(root), "arch": arch, "latent_dim": latent_dim,
@@ -85,12 +93,22 @@ def train(run, arch="cnn", dataset="cifar10", root=None, device=None, latent_dim
                              "resume with the same settings, or train into another run folder")
     torch.manual_seed(settings.get("seed", 0))  # the initial weights: a run is reproducible from run.json
     G, D = build(arch, latent_dim, ch, dataset)
-    data, _ = images.load_images(dataset, root)
-    write_text(run / "run.json", json.dumps(info, indent=2))
-    batches = images.Batches(data, settings["batch_size"], device=device, seed=settings.get("seed", 0),
-                             flip=images.dataset(dataset).flip)
+    with distributed.rank0_first():  # one download or cache write, then the others read it
+        data, _ = images.load_images(dataset, root)
+    if distributed.world_size() > 1:
+        info["distributed"] = _ranks(settings["batch_size"])
+    if distributed.is_rank0():
+        write_text(run / "run.json", json.dumps(info, indent=2))
+    batches = distributed.batches(data, settings["batch_size"], device=device, seed=settings.get("seed", 0),
+                                  flip=images.dataset(dataset).flip)
     return train_images(G.to(device), D.to(device), batches, out_dir=run, device=device, progress=progress,
                         **settings)
+
+
+def _ranks(batch_size):
+    world = distributed.world_size()
+    return {"world_size": world, "backend": torch.distributed.get_backend(), "batch_size_per_rank": batch_size,
+            "effective_batch_size": batch_size * world}
 
 
 def load_run(run, device=None, ema=True):
@@ -151,11 +169,15 @@ def sample(run, sampler="ddls", n=50_000, seed=0, device=None, name=None, **opti
     """Draw ``n`` samples with ``sampler`` (a name of ``ebmlib.samplers.SAMPLERS``) from a calibrated run and
     write ``samples_<name>.pt`` (uint8 images, latents, settings). The settings are :func:`sampler_options`'s
     (DDLS: :data:`PAPER_DDLS`, bf16 on CUDA). Returns the :class:`ebmlib.samplers.Samples` (``x`` as float
-    images in [-1, 1])."""
-    G, d = load_calibrated(run, device)
+    images in [-1, 1]). Under torchrun the chains are shared among the ranks and gathered
+    (``ebmlib.recipes.ranks.sample``: the same samples as one process); rank 0 writes the file and returns
+    the samples, the other ranks return None."""
+    G, d = load_calibrated(run, distributed.setup(device))
     options = sampler_options(sampler, **options)
     start = time.perf_counter()
     out = run_sampler(sampler, G, d, n, seed=seed, **options)
+    if out is None:  # a rank other than 0: its chains are in rank 0's file
+        return None
     info = {k: v for k, v in out.info.items() if k != "snapshots"}
     torch_save({"images": images.to_uint8(out.x).cpu(), "z": out.z.cpu(), "sampler": sampler, "options": options,
                 "seed": seed, "seconds": time.perf_counter() - start, "info": info},
@@ -181,7 +203,7 @@ def extractor(kind="classifier", dataset="cifar10", root=None, device=None, step
     ``classifier_batch``) go to ``features.train_classifier``; the classifier is cached in that data set's
     folder as ``classifier_<steps>.pt`` (``classifier_<steps>_w<width>_b<batch_size>.pt`` for other widths
     or batches)."""
-    device = default_device(device)
+    device = distributed.setup(device)
     if kind == "inception":
         return features.load_inception(inception_weights, device)
     if kind not in features.EXTRACTORS:
@@ -193,17 +215,34 @@ def extractor(kind="classifier", dataset="cifar10", root=None, device=None, step
     suffix = "" if (width, batch_size) == (info.classifier_width, info.classifier_batch) else f"_w{width}_b{batch_size}"
     cache = info.folder(root) / f"classifier_{steps}{suffix}.pt"
     model = features.ImageClassifier(width=width, n_classes=info.n_classes, in_shape=info.shape)
-    if cache.exists():
-        ckpt.load_state(model, torch.load(cache, map_location="cpu", weights_only=True), what="classifier", path=cache)
-        model = model.to(device).eval()
-    else:
-        data, labels = info.load(root)
-        model = features.train_classifier(data, labels, steps=steps, batch_size=batch_size, width=width,
-                                          device=device, progress=progress, n_classes=info.n_classes, flip=info.flip)
-        torch_save(model.state_dict(), cache)
+    with distributed.rank0_first():  # under torchrun rank 0 trains and caches it, the others read the cache
+        if cache.exists():
+            ckpt.load_state(model, torch.load(cache, map_location="cpu", weights_only=True), what="classifier",
+                            path=cache)
+            model = model.to(device).eval()
+        else:
+            data, labels = info.load(root)
+            model = features.train_classifier(data, labels, steps=steps, batch_size=batch_size, width=width,
+                                              device=device, progress=progress, n_classes=info.n_classes,
+                                              flip=info.flip)
+            torch_save(model.state_dict(), cache)
     if scored.classifier_on:
         return features.ChannelClassifierExtractor(model, channels=scored.shape[0])
     return features.ClassifierExtractor(model, name=f"{info.name}-classifier")
+
+
+# the batch size of feature extraction: a group cuts the images into the batches one process scores
+_SCORE_BATCH = 250
+
+
+def reference_stats(extractor_module, dataset="cifar10", root=None):
+    """The training split's feature statistics under an extractor (``metrics.reference_stats``), on every
+    rank; under torchrun each rank extracts a share of the batches and rank 0 computes them."""
+    with distributed.rank0_first():
+        data = images.load_images(dataset, root)[0]
+    ext = ranks.precomputed(extractor_module, data, _SCORE_BATCH)
+    stats = metrics.reference_stats(data, ext, _SCORE_BATCH) if ext is not None else None
+    return distributed.broadcast(stats)
 
 
 def evaluate(samples, dataset="cifar10", root=None, kind="classifier", device=None, extractor_module=None,
@@ -211,8 +250,11 @@ def evaluate(samples, dataset="cifar10", root=None, kind="classifier", device=No
     """Score uint8 or float samples (N, C, H, W) against the training split of ``dataset`` with one extractor;
     returns the ``ebmlib.metrics.score`` dict (every score with its sample counts). ``reference``: the
     training split's statistics under that extractor (``metrics.reference_stats``), computed here when
-    not given; pass them when scoring several sample sets, since they cost a pass over the whole split."""
+    not given; pass them when scoring several sample sets, since they cost a pass over the whole split.
+    Under torchrun the images are shared among the ranks (the same scores as one process); rank 0 returns
+    the scores, the other ranks None."""
     ext = extractor_module or extractor(kind, dataset=dataset, root=root, device=device, **options)
     if reference is None:
-        reference = metrics.reference_stats(images.load_images(dataset, root)[0], ext)
-    return metrics.score(samples, reference, ext)
+        reference = reference_stats(ext, dataset, root)
+    scored = ranks.precomputed(ext, samples, _SCORE_BATCH)
+    return metrics.score(samples, reference, scored, batch_size=_SCORE_BATCH) if scored is not None else None
