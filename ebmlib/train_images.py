@@ -96,59 +96,6 @@ class _DeferredInterrupt:
         return False
 
 
-def _data_owner(batches):
-    """The object that holds the data source's state: ``batches`` itself, or the object of a bound method."""
-    for obj in (batches, getattr(batches, "__self__", None)):
-        if obj is not None and (hasattr(obj, "state_dict") or isinstance(getattr(obj, "generator", None), torch.Generator)):
-            return obj
-    return None
-
-
-def _data_state(batches):
-    """The data source's state: its ``state_dict()`` when it has one, else its ``generator``'s state."""
-    owner = _data_owner(batches)
-    if owner is None:
-        return None
-    if hasattr(owner, "state_dict") and hasattr(owner, "load_state_dict"):
-        return {"state_dict": owner.state_dict()}
-    return {"generator": owner.generator.get_state()}
-
-
-def _set_data_state(batches, state, path, reseed):
-    """Restore the data source's state; False when its generator's saved state was of another device type
-    and the generator was seeded with ``reseed()`` instead (the rest of the state is restored)."""
-    owner = _data_owner(batches)
-    if state is None or owner is None:
-        if (state is None) != (owner is None):
-            warnings.warn(f"checkpoint {path}: the data source's state was {'not ' if state is None else ''}saved "
-                          "but this data source has " + ("one" if state is None else "none") +
-                          "; the resumed run draws other batches than an uninterrupted one would")
-        return True
-    state, fits = _portable_data_state(state, getattr(owner, "generator", None), reseed)
-    if "state_dict" in state and hasattr(owner, "load_state_dict"):
-        owner.load_state_dict(state["state_dict"])
-    elif "generator" in state and isinstance(getattr(owner, "generator", None), torch.Generator):
-        owner.generator.set_state(state["generator"])
-    else:
-        warnings.warn(f"checkpoint {path}: cannot restore the data source's state ({sorted(state)})")
-    return fits
-
-
-def _portable_data_state(state, generator, reseed):
-    """``(state, fits)``: ``state`` with its generator state replaced by a freshly seeded one of ``generator``'s
-    kind when the saved one is of another device type (``fits`` False), else ``state`` as it is."""
-    nested = isinstance(state.get("state_dict"), dict)
-    inner = state["state_dict"] if nested else state
-    saved = inner.get("generator")
-    if not isinstance(generator, torch.Generator) or not isinstance(saved, torch.Tensor):
-        return state, True
-    if saved.numel() == generator.get_state().numel():
-        return state, True
-    fresh = torch.Generator(device=generator.device).manual_seed(reseed()).get_state()
-    inner = {**inner, "generator": fresh}
-    return ({**state, "state_dict": inner} if nested else inner), False
-
-
 def pick_memory_format(channels_last, device):
     """The layout of nets and batches: ``torch.channels_last`` (NHWC) when ``channels_last`` is True, or when
     it is None and ``device`` is a GPU (where cuDNN's convolutions are fastest in it); else the standard one."""
@@ -372,7 +319,7 @@ def _save_samples(G, z, path):
 def _rng_state(gen, batches, device):
     return {"device": device.type, "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
-            "latent": gen.get_state(), "data": _data_state(batches)}
+            "latent": gen.get_state(), "data": ckpt.data_state(batches)}
 
 
 def _checkpoint(path, state, step, history, window):
@@ -422,39 +369,7 @@ def _restore(path, G, D, G_ema, opt_g, opt_d, gen, batches, config, device):
         warnings.warn(f"resuming {path} with channels_last {saved['channels_last']} -> {config['channels_last']}: "
                       "weights and optimizer state are loaded into the new memory layout and the checkpoints record "
                       "it; the run differs from an uninterrupted one by float rounding only")
-    _restore_rngs(distributed.rank_rng(state, path, fresh=_rng_state(gen, batches, device)), gen, batches, device,
-                  path)
+    rng = distributed.rank_rng(state, path, fresh=_rng_state(gen, batches, device))
+    ckpt.restore_rngs(rng, gen, batches, device, path)
     window = {"d": state["window"]["d"].to(device), "g": state["window"]["g"].to(device), "n": state["window"]["n"]}
     return state["step"], state["history"], window
-
-
-def _restore_rngs(rng, gen, batches, device, path):
-    """Put back every random state of a checkpoint that fits this device; reseed the others.
-
-    The CPU state is the same on every machine. A generator whose saved state is of another device type
-    (a checkpoint written on the CPU resumed on CUDA, or the reverse) is seeded from numbers drawn from the
-    saved CPU state, so that resuming the same checkpoint twice gives the same run; one warning says so.
-    """
-    torch.set_rng_state(rng["torch"])
-    seeds = torch.Generator()
-    seeds.set_state(rng["torch"])
-
-    def reseed():
-        return int(torch.randint(2 ** 62, (1,), generator=seeds))
-
-    lost = []
-    if device.type == "cuda" and rng.get("cuda") is not None:
-        if len(rng["cuda"]) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(rng["cuda"])
-        else:
-            lost.append(f"the CUDA generators ({len(rng['cuda'])} saved, {torch.cuda.device_count()} here)")
-    if not ckpt.set_generator_state(gen, rng["latent"]):
-        gen.manual_seed(reseed())
-        lost.append("the latent generator")
-    if not _set_data_state(batches, rng.get("data"), path, reseed):
-        lost.append("the data source's generator")
-    written_on = rng.get("device", "another device" if lost else device.type)
-    if lost or written_on != device.type:
-        reseeded = f" ({', '.join(lost)} reseeded from the checkpoint)" if lost else ""
-        warnings.warn(f"resuming {path}, written on {written_on}, on {device.type}: the run continues but will not "
-                      f"end bit-for-bit where an uninterrupted run would{reseeded}")
