@@ -1,13 +1,13 @@
 """ebmlib: the library behind the ebm-gan course.
 
 GANs read as energy-based models: toy and image data, networks, adversarial losses, training loops,
-discriminator calibration, and samplers (generator alone, DRS, MH-GAN, DDLS) behind one interface.
+discriminator calibration, and samplers (generator alone, DRS, MH-GAN, DDLS, DOT) behind one interface.
 Data flows one way through the modules: data (``toy``, ``cifar10``, ``digits``, ``images``) -> ``nets`` -> ``losses``
--> ``checkpoint`` -> ``train`` / ``train_images`` -> ``energy`` (calibration) -> ``mcmc`` / ``samplers``
+-> ``checkpoint`` -> ``train`` / ``train_images`` -> ``energy`` (calibration) -> ``mcmc`` / ``transport`` / ``samplers``
 -> ``metrics`` (with ``features``) -> ``plot``; no module imports one further down. ``recipes`` holds the
 papers' experiments built from them.
 """
-from . import digits, ebm, energy, images, losses, mcmc, nets, plot, samplers, toy, train, wasserstein
+from . import digits, ebm, energy, images, losses, mcmc, nets, plot, samplers, toy, train, transport, wasserstein
 from ._runtime import default_device, pick, smoke
 from .energy import calibrate, latent_energy
 from .mcmc import LangevinDivergence, langevin
@@ -17,5 +17,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "smoke", "pick", "default_device", "digits", "ebm", "energy", "images", "losses", "mcmc", "nets", "plot",
-    "samplers", "toy", "train", "wasserstein", "calibrate", "latent_energy", "langevin", "sample", "LangevinDivergence",
+    "samplers", "toy", "train", "transport", "wasserstein", "calibrate", "latent_energy", "langevin", "sample", "LangevinDivergence",
 ]

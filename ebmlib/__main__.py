@@ -135,6 +135,8 @@ def _sample(args):
     if args.sampler == "ddls":
         options = {k: v for k, v in dict(steps=args.steps, step_size=args.step_size, mala=args.mala or None).items()
                    if v is not None}
+    elif args.sampler == "dot" and args.steps:
+        options["steps"] = args.steps
     if args.batch_size:
         options["batch_size"] = args.batch_size
     out = sample(args.run, sampler=args.sampler, n=args.n, seed=args.seed, device=args.device, name=args.name,
@@ -288,7 +290,7 @@ def build_parser():
     p.add_argument("--sampler", choices=sorted(samplers.SAMPLERS), default="ddls")
     p.add_argument("--n", "--n-samples", dest="n", type=positive_int, default=50_000,
                    help="number of samples (default 50000; --n-samples under torchrun)")
-    p.add_argument("--steps", type=positive_int, help="DDLS steps (default 1000)")
+    p.add_argument("--steps", type=positive_int, help="DDLS steps (default 1000); DOT's Adam steps (default 100)")
     p.add_argument("--step-size", type=positive_float, help="DDLS step size eps (default 0.01)")
     p.add_argument("--mala", action="store_true", help="DDLS with the Metropolis correction")
     p.add_argument("--seed", type=int, default=0)

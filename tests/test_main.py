@@ -98,7 +98,7 @@ def test_stacked_digits_run_through_the_same_commands(tmp_path, digits_root, cap
                  "--device", "cpu"]) == 0
     assert json.loads((run / "run.json").read_text())["dataset"] == "stacked-digits"
     assert main(["calibrate", "--run", str(run), "--steps", "3", "--quiet", "--device", "cpu"]) == 0
-    for sampler in ("generator", "drs", "mh", "ddls"):
+    for sampler in ("generator", "drs", "mh", "ddls", "dot"):
         assert main(["sample", "--run", str(run), "--sampler", sampler, "--n", "30", "--steps", "3",
                      "--device", "cpu"]) == 0
         assert pipeline.load_samples(run / f"samples_{sampler}.pt")["images"].shape == (30, 3, 8, 8)

@@ -7,7 +7,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "ebmlib"
 # The flow of data: a module may import only the modules before it (README, "The library").
 FLOW = ["_runtime", "_checks", "_files", "toy", "cifar10", "digits", "images", "nets", "losses", "checkpoint", "distributed",
-        "train", "train_images", "energy", "mcmc", "ebm", "samplers", "wasserstein", "metrics", "features", "plot"]
+        "train", "train_images", "energy", "mcmc", "ebm", "transport", "samplers", "wasserstein", "metrics", "features", "plot"]
 MODULES = sorted(p for p in PACKAGE.rglob("*.py"))
 
 

@@ -1,4 +1,4 @@
-"""The samplers behind ``ebmlib.sample``: generator, DRS, MH-GAN and DDLS.
+"""The samplers behind ``ebmlib.sample``: generator, DRS, MH-GAN and DDLS (DOT's own tests: test_transport.py).
 
 With G(z) = z and d(x) = a.x - c||x||^2/2, the corrected distribution p_t(z) ∝ N(z; 0, I) e^{d(z)} is
 N(a / (1 + c), I / (1 + c)), and Z0 = E_{p0}[e^d] = (1 + c)^{-k/2} exp(||a||^2 / (2 (1 + c))), so every
@@ -19,9 +19,9 @@ from ebmlib.samplers import SAMPLERS, sample_ddls, sampling_setup
 
 from helpers import Identity, QuadLogit, Scaled, small_sngan_pair
 
-METHODS = ("generator", "drs", "mh", "ddls")
+METHODS = ("generator", "drs", "mh", "ddls", "dot")
 FAST = {"generator": {}, "drs": {"batch_size": 500, "burn_in": 500}, "mh": {"steps": 10},
-        "ddls": {"steps": 10, "step_size": 0.01}}
+        "ddls": {"steps": 10, "step_size": 0.01}, "dot": {"steps": 5}}
 
 
 def tilted(a, c):
