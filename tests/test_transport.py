@@ -171,8 +171,12 @@ def test_same_seed_same_samples_and_no_gradient_reaches_g_or_d():
     with torch.inference_mode():
         b = ebmlib.sample("dot", G, d, 10, seed=1, steps=5)
     with torch.no_grad():
-        c = ebmlib.sample("dot", G, d, 10, seed=2, steps=5, space="target")
+        c = ebmlib.sample("dot", G, d, 10, seed=2, steps=5)
+    target = ebmlib.sample("dot", G, d, 10, seed=1, steps=5, space="target")
+    with torch.inference_mode():
+        target_again = ebmlib.sample("dot", G, d, 10, seed=1, steps=5, space="target")
     assert torch.equal(a.x, b.x) and torch.equal(a.z, b.z)
+    assert torch.equal(target.x, target_again.x)
     assert not torch.equal(a.x, c.x)
     for name, p in list(G.named_parameters()) + list(d.named_parameters()):
         assert p.grad is None, f"{name} has a .grad after sampling"
