@@ -33,6 +33,16 @@ def _prior(n, G, generator):
     return torch.randn(n, G.latent_dim, generator=generator).to(module_device(G))
 
 
+def _starts(n, G, generator, z0):
+    """The chains' starting latents (n, k): ``z0`` when given (its shape checked), else drawn from p0."""
+    if z0 is None:
+        return _prior(n, G, generator)
+    z = last_dim(z0, G.latent_dim, "z0").to(module_device(G))
+    if len(z) != n:
+        raise ValueError(f"z0 holds {len(z)} starting points but n={n} samples were asked for; pass n=len(z0)")
+    return z
+
+
 def _rows(mask, like):
     """A per-sample mask (N,) shaped to broadcast against ``like`` (N, ...): one decision a whole sample."""
     return mask.view(-1, *([1] * (like.dim() - 1)))
@@ -229,12 +239,7 @@ def sample_ddls(G, d, n, *, generator=None, steps=200, step_size=0.01, noise_sca
     return or error. ``check_every``: steps between finiteness checks (see :func:`langevin`).
     ``info``: ``accept_rate`` (MALA), ``snapshots`` (list of (step, z)), ``energy_trace``.
     """
-    if z0 is None:
-        z = _prior(n, G, generator)
-    else:
-        z = last_dim(z0, G.latent_dim, "z0").to(module_device(G))
-        if len(z) != n:
-            raise ValueError(f"z0 holds {len(z)} starting points but n={n} samples were asked for; pass n=len(z0)")
+    z = _starts(n, G, generator, z0)
     on_cuda = z.device.type == "cuda"
     use_amp = amp and on_cuda
     channels_last = on_cuda if channels_last is None else channels_last
@@ -293,12 +298,7 @@ def sample_dot(G, d, n, *, generator=None, space="latent", steps=100, lr=PAPER_D
     positive_int(steps, "steps")
     positive_float(lr, "lr")
     positive_int(pairs, "pairs")
-    if z0 is None:
-        z = _prior(n, G, generator)
-    else:
-        z = last_dim(z0, G.latent_dim, "z0").to(module_device(G))
-        if len(z) != n:
-            raise ValueError(f"z0 holds {len(z)} starting points but n={n} samples were asked for; pass n=len(z0)")
+    z = _starts(n, G, generator, z0)
     with sampling_setup(G, d):
         if k_eff is None:
             k_eff = estimate_k_eff(G, d, _prior(2 * pairs, G, generator), space=space, batch_size=batch_size)

@@ -127,3 +127,17 @@ class CountingPT(EBGANPT):
     def generator_penalty(self, D, fake):
         self.calls += 1
         return super().generator_penalty(D, fake)
+
+
+class CrashAt:
+    """Mixed into a batch source: raises on its ``crash_at``-th batch (a crash between two checkpoints)."""
+
+    def __init__(self, *args, crash_at=None, **kw):
+        super().__init__(*args, **kw)
+        self.calls, self.crash_at = 0, crash_at
+
+    def __next__(self):
+        self.calls += 1
+        if self.calls == self.crash_at:
+            raise RuntimeError("simulated crash")
+        return super().__next__()

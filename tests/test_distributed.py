@@ -18,7 +18,7 @@ from ebmlib.images import Batches
 from ebmlib.recipes import pipeline, ranks
 from ebmlib.train_images import train_images
 
-from helpers import TinyD, TinyG
+from helpers import CrashAt, TinyD, TinyG
 
 ROOT = Path(__file__).resolve().parent.parent
 WORLD = 2
@@ -134,18 +134,8 @@ def test_torchrun_trains_on_two_ranks_and_resumes(tmp_path):
 
 # --- two ranks in one test: exact resume, identical ranks, sampling and scoring -------------------------------
 
-class Crashing(distributed.RankBatches):
+class Crashing(CrashAt, distributed.RankBatches):
     """A rank's batches that raise on one call (the same on every rank): a crash between two checkpoints."""
-
-    def __init__(self, *args, crash_at=None, **kw):
-        super().__init__(*args, **kw)
-        self.calls, self.crash_at = 0, crash_at
-
-    def __next__(self):
-        self.calls += 1
-        if self.calls == self.crash_at:
-            raise RuntimeError("simulated crash")
-        return super().__next__()
 
 
 TRAIN = dict(steps=4, n_dis=2, batch_size=4, ema=0.9, checkpoint_every=2, log_every=1, sample_every=4, n_samples=4,

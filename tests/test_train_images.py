@@ -19,7 +19,7 @@ from ebmlib.images import Batches
 from ebmlib.nets import ConvAutoencoder, SNGANGenerator
 from ebmlib.train_images import ema_decay, learning_rate, train_images, update_ema
 
-from helpers import CountingPT, TinyD, TinyG
+from helpers import CountingPT, CrashAt, TinyD, TinyG
 
 # torch.compile's CPU code generator builds C++ kernels
 CXX = shutil.which(os.environ.get("CXX", "g++")) or shutil.which("clang++")
@@ -295,18 +295,8 @@ def test_batches_of_the_wrong_shape_are_a_value_error():
         train_images(G, D, lambda n: torch.zeros(4, 3, 32, 32), **OPTIONS)
 
 
-class CrashingBatches(Batches):
+class CrashingBatches(CrashAt, Batches):
     """Batches that raises on its ``crash_at``-th batch."""
-
-    def __init__(self, *args, crash_at=None, **kw):
-        super().__init__(*args, **kw)
-        self.calls, self.crash_at = 0, crash_at
-
-    def __next__(self):
-        self.calls += 1
-        if self.calls == self.crash_at:
-            raise RuntimeError("simulated crash")
-        return super().__next__()
 
 
 def test_resume_in_the_middle_of_an_epoch_of_real_batches_is_exact(tmp_path):
