@@ -63,3 +63,28 @@ def evaluating(*modules):
     finally:
         for m, mode in modes:
             m.training = mode
+
+
+def generator_on(device, generator):
+    """The generator that draws on ``device``: ``generator`` itself when it lives there (or is None), else a
+    new generator on ``device`` seeded with one number drawn from ``generator``.
+
+    Drawing on the CPU and copying to a GPU costs a transfer per draw, and a CPU generator cannot drive a
+    draw on a GPU at all; a seed still fixes the run on a given device type, and CPU runs stay exactly
+    what they were (no number is drawn from ``generator`` then).
+    """
+    device = torch.device(device)
+    if generator is None or _same_device(generator.device, device):
+        return generator
+    seed = int(torch.randint(2 ** 62, (1,), generator=generator))
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def _same_device(a, b):
+    return a.type == b.type and (a.index is None or b.index is None or a.index == b.index)
+
+
+def at_least_fp32(t):
+    """``t`` in float32, or as it is when already float32 or float64: where a bfloat16 network output meets
+    the numbers that decide something (energies, a Metropolis test, a calibration head)."""
+    return t.to(torch.promote_types(t.dtype, torch.float32))

@@ -14,7 +14,7 @@ from torch import nn
 from . import checkpoint as ckpt
 from ._checks import last_dim
 from ._files import torch_save
-from ._runtime import module_device
+from ._runtime import at_least_fp32, module_device
 from .nets import ACTIVATIONS, mlp
 from .train import train_discriminator
 
@@ -25,11 +25,6 @@ def log_standard_normal(z):
     """log N(z; 0, I) for z of shape (N, k); returns (N,)."""
     return -0.5 * (z ** 2).sum(dim=1) - 0.5 * z.shape[1] * math.log(2 * math.pi)
 
-
-def at_least_fp32(t):
-    """``t`` in float32, or as it is when already float32 or float64: where a bfloat16 network output meets
-    the numbers that decide something (energies, a Metropolis test, a calibration head)."""
-    return t.to(torch.promote_types(t.dtype, torch.float32))
 
 
 def latent_energy(z, G, d):

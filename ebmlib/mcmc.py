@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ._checks import positive_float, positive_int
+from ._runtime import at_least_fp32, generator_on
 
 
 class LangevinDivergence(FloatingPointError, ValueError):
@@ -53,25 +54,12 @@ def _energy_and_grad(energy, z):
     return e.detach(), grad.detach()
 
 
-def _draws_on(device, generator):
-    """The generator for the chains' noise. On the CPU: ``generator`` itself. On a GPU: a generator on the
-    device, seeded from ``generator``, because drawing on the CPU and copying every step would cost a
-    good part of each step; the same seed still gives the same chains on the same device."""
-    if device.type == "cpu" or generator is None:
-        return generator
-    seed = int(torch.randint(2 ** 62, (1,), generator=generator))
-    return torch.Generator(device=device).manual_seed(seed)
-
 
 def _default_check_every(device):
     # On the CPU a check costs nothing (operations are synchronous); on a GPU each check waits for the
     # device, so it runs every 50 steps there: under 1% of a chain's time at DDLS's step cost.
     return 1 if device.type == "cpu" else 50
 
-
-def _at_least_fp32(e):
-    """Energies carried between steps and compared in the Metropolis test: float32 at least."""
-    return e.to(torch.promote_types(e.dtype, torch.float32))
 
 
 def langevin(energy, z0, *, steps, step_size, noise_scale=1.0, mala=False, decay=1.0, decay_every=None,
@@ -111,9 +99,11 @@ def langevin(energy, z0, *, steps, step_size, noise_scale=1.0, mala=False, decay
     check_every = _default_check_every(z0.device) if check_every is None else positive_int(check_every, "check_every")
 
     z = z0.detach().clone()
-    draws = _draws_on(z.device, generator)
+    # on a GPU a generator there, seeded from ``generator``: drawing on the CPU and copying every step would
+    # cost a good part of each step; the same seed still gives the same chains on the same device
+    draws = generator_on(z.device, generator)
     e, grad = _energy_and_grad(energy, z)
-    e = _at_least_fp32(e)
+    e = at_least_fp32(e)
     if not (torch.isfinite(e).all() and torch.isfinite(grad).all()):
         raise LangevinDivergence(0, eps, z.clone())
     result = LangevinResult(z=z)
@@ -132,7 +122,7 @@ def langevin(energy, z0, *, steps, step_size, noise_scale=1.0, mala=False, decay
         noise = torch.randn(z.shape, generator=draws, dtype=z.dtype, device=z.device)
         proposal = z - 0.5 * eps * grad + noise_scale * math.sqrt(eps) * noise
         e_new, grad_new = _energy_and_grad(energy, proposal)
-        e_new = _at_least_fp32(e_new)
+        e_new = at_least_fp32(e_new)
         finite = torch.isfinite(e_new).all() & torch.isfinite(grad_new).all()
         first_bad = torch.where(healthy & ~finite, step, first_bad)
         healthy = healthy & finite

@@ -13,7 +13,7 @@ import time
 import torch
 
 from ._checks import positive_float, positive_int
-from ._runtime import module_device, progress_bar
+from ._runtime import generator_on, module_device, progress_bar
 from .losses import Wasserstein, get_loss
 from .nets import spectral_norm_layers
 
@@ -33,24 +33,6 @@ def check_loss(loss, D, trains_generator=True):
                          "embed(x): use an autoencoder discriminator (ebmlib.nets.MLPAutoencoder, ConvAutoencoder)")
     return loss
 
-
-def generator_on(device, generator):
-    """The generator that draws on ``device``: ``generator`` itself when it lives there (or is None), else a
-    new generator on ``device`` seeded with one number drawn from ``generator``.
-
-    Drawing on the CPU and copying to a GPU costs a transfer per draw, and a CPU generator cannot drive a
-    draw on a GPU at all; a seed still fixes the run on a given device type, and CPU runs stay exactly
-    what they were (no number is drawn from ``generator`` then).
-    """
-    device = torch.device(device)
-    if generator is None or _same_device(generator.device, device):
-        return generator
-    seed = int(torch.randint(2 ** 62, (1,), generator=generator))
-    return torch.Generator(device=device).manual_seed(seed)
-
-
-def _same_device(a, b):
-    return a.type == b.type and (a.index is None or b.index is None or a.index == b.index)
 
 
 def fake_batch(G, n, generator=None, *, device=None, autocast=contextlib.nullcontext):

@@ -14,7 +14,8 @@ ends at the same point.
 import torch
 
 from ._checks import positive_float, positive_int
-from .energy import at_least_fp32, check_logits
+from ._runtime import at_least_fp32
+from .energy import check_logits
 
 SPACES = ("latent", "target")
 

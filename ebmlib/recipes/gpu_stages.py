@@ -22,16 +22,16 @@ TRAIN_TARGET_G_STEPS_PER_S = 100_000 / 3600  # 100k generator steps in under an 
 def environment(device, json_path):
     """Write the machine's description to ``json_path``: device, driver, versions and numeric settings.
     On a device that does not work (no CUDA, an old driver) it raises, saying what to do."""
-    import torch
+    from .bench import precision_settings
 
     device = torch.device(device)
+    precision = precision_settings()  # read as the benchmark reads them (a switch torch refuses to read is noted)
     info = {"device_type": device.type, "python": platform.python_version(), "platform": platform.platform(),
             "cpus": os.cpu_count(), "torch": torch.__version__, "cuda": torch.version.cuda,
-            "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
-            "tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "tf32_cudnn": torch.backends.cudnn.allow_tf32,
-            "float32_matmul_precision": torch.get_float32_matmul_precision(),
-            "cudnn_benchmark": torch.backends.cudnn.benchmark, "cudnn_deterministic": torch.backends.cudnn.deterministic,
-            "driver": nvidia_smi("driver_version"), "git_commit": _git("rev-parse", "HEAD"),
+            "cudnn": precision["cudnn_version"], "tf32_matmul": precision["cuda_matmul_allow_tf32"],
+            "tf32_cudnn": precision["cudnn_allow_tf32"], "float32_matmul_precision": precision["float32_matmul_precision"],
+            "cudnn_benchmark": precision["cudnn_benchmark"], "cudnn_deterministic": precision["cudnn_deterministic"],
+            "precision": precision, "driver": nvidia_smi("driver_version"), "git_commit": _git("rev-parse", "HEAD"),
             "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no"))}
     if device.type == "cuda":
         if not torch.cuda.is_available():
