@@ -250,6 +250,22 @@ def sample_ddls(G, d, n, *, generator=None, steps=200, step_size=0.01, noise_sca
                             batch_size=batch_size, generator=generator, use_amp=use_amp, check_every=check_every)
 
 
+def combine_chain_infos(infos, sizes):
+    """The ``info`` of Langevin chains run in chunks (in order, ``sizes`` chains each) as one run's: the
+    energy trace and the acceptance rate averaged over all chains, whatever the chunking; the snapshots'
+    states joined."""
+    n, info = sum(sizes), {}
+    if infos and "energy_trace" in infos[0]:
+        traces = [i["energy_trace"] for i in infos]
+        info["energy_trace"] = [sum(t[k] * m for t, m in zip(traces, sizes)) / n for k in range(len(traces[0]))]
+    if infos and "snapshots" in infos[0]:
+        snaps = [i["snapshots"] for i in infos]
+        info["snapshots"] = [(s[0][0], torch.cat([p[1] for p in s])) for s in zip(*snaps)]
+    if infos and "accept_rate" in infos[0]:
+        info["accept_rate"] = sum(i["accept_rate"] * m for i, m in zip(infos, sizes)) / n
+    return info
+
+
 def _ddls_chains(G, d, z, *, batch_size, use_amp, snapshot_every, mala, **chain):
     """The body of :func:`sample_ddls`: chains from ``z`` in chunks of ``batch_size``, then x = G(z)."""
 
@@ -258,18 +274,14 @@ def _ddls_chains(G, d, z, *, batch_size, use_amp, snapshot_every, mala, **chain)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
             return latent_energy(v, G, d).float()
 
-    zs, snaps, traces, rates = [], [], [], []
+    zs, infos = [], []
     for chunk in z.split(batch_size):
         res = langevin(energy, chunk, mala=mala, snapshot_every=snapshot_every, **chain)
-        zs.append(res.z), snaps.append(res.snapshots), traces.append(res.energy_trace), rates.append(res.accept_rate)
+        zs.append(res.z)
+        infos.append({"energy_trace": res.energy_trace, **({"snapshots": res.snapshots} if snapshot_every else {}),
+                      **({"accept_rate": res.accept_rate} if mala else {})})
+    info = combine_chain_infos(infos, [len(c) for c in zs])
     z = torch.cat(zs)
-    # mean energy over all chains, whatever the chunking
-    sizes = [len(c) for c in z.split(batch_size)]
-    info = {"energy_trace": [sum(t[i] * m for t, m in zip(traces, sizes)) / len(z) for i in range(len(traces[0]))]}
-    if snapshot_every:
-        info["snapshots"] = [(s[0][0], torch.cat([c[i][1] for c in snaps])) for i, s in enumerate(zip(*snaps))]
-    if mala:
-        info["accept_rate"] = sum(r * m for r, m in zip(rates, sizes)) / len(z)
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
         x = _generate(G, z, batch_size).float()
     return Samples(x, z, 0.0, info)

@@ -78,21 +78,12 @@ def _chunks(method, G, d, n, generator, options):
     return pieces, None
 
 
-def _combine(pieces, n):
+def _combine(pieces):
     """Rank 0: the chunks in order -> (x, z, info), info combined as ``samplers.sample_ddls`` combines it."""
     order = sorted(pieces)
     x = torch.cat([pieces[c][0] for c in order])
     z = torch.cat([pieces[c][1] for c in order])
-    infos, sizes = [pieces[c][2] for c in order], [len(pieces[c][1]) for c in order]
-    info = {}
-    if infos and "energy_trace" in infos[0]:
-        traces = [i["energy_trace"] for i in infos]
-        info["energy_trace"] = [sum(t[k] * m for t, m in zip(traces, sizes)) / n for k in range(len(traces[0]))]
-    if infos and "accept_rate" in infos[0]:
-        info["accept_rate"] = sum(i["accept_rate"] * m for i, m in zip(infos, sizes)) / n
-    if infos and "snapshots" in infos[0]:
-        snaps = [i["snapshots"] for i in infos]
-        info["snapshots"] = [(s[0][0], torch.cat([p[1] for p in s])) for s in zip(*snaps)]
+    info = samplers.combine_chain_infos([pieces[c][2] for c in order], [len(pieces[c][1]) for c in order])
     return x, z, info
 
 
@@ -122,7 +113,7 @@ def sample(method, G, d, n, *, seed=0, **options):
     gathered = gather(pieces)
     if not is_rank0():
         return None
-    x, z, info = _combine({c: p for part in gathered for c, p in part.items()}, n)
+    x, z, info = _combine({c: p for part in gathered for c, p in part.items()})
     device = module_device(G)
     return samplers.Samples(x.to(device), z.to(device), time.perf_counter() - start, info)
 
