@@ -40,6 +40,45 @@ def sample_swiss_roll(n, generator=None, noise=0.05):
     x = torch.stack([t * t.cos(), t * t.sin()], dim=1) / 7.5
     return x + noise * torch.randn(n, 2, generator=generator)
 
+
+SWISS_ROLL_ANGLES = (1.5 * math.pi, 4.5 * math.pi)  # the roll's angle t runs uniformly over this interval
+
+
+def swiss_roll_stats(x, weights=None, noise=0.05, bins=12, points=6000):
+    """What samples ``x`` (N, 2) show of :func:`sample_swiss_roll`'s data, the roll's analogue of :func:`mode_stats`.
+
+    Each sample is matched to the nearest of ``points`` points of the noiseless spiral. A sample is *high
+    quality* within 4 ``noise`` of the spiral (as a grid sample is within 4 std of a centre). The data's
+    angle t is uniform on :data:`SWISS_ROLL_ANGLES`; the roll is cut into ``bins`` arcs of equal angle,
+    and the share of samples nearest to each arc is the roll's version of the mode weights (``weights``
+    (N,): optional importance weights, as in :func:`mode_weights`).
+
+    Returns a dict: ``hq_fraction`` (unweighted, in [0, 1]), ``distance`` (mean distance to the spiral,
+    unweighted), ``arc_weights`` (float64 tensor (bins,), summing to 1) and ``data_tv`` (their total
+    variation from the data's equal arc weights).
+    """
+    x = x.detach().float().cpu()
+    if x.dim() != 2 or x.shape[1] != 2 or len(x) == 0:
+        raise ValueError(f"samples must have shape (N>0, 2), got {tuple(x.shape)}")
+    w = torch.ones(len(x), dtype=torch.float64) if weights is None else weights.detach().double().cpu()
+    if w.shape != (len(x),) or (w < 0).any() or not w.sum() > 0:
+        raise ValueError(f"weights must be {len(x)} non-negative numbers with a positive sum, got shape {tuple(w.shape)}")
+    t = torch.linspace(*SWISS_ROLL_ANGLES, points)
+    curve = torch.stack([t * t.cos(), t * t.sin()], dim=1) / 7.5
+    dist, nearest = _nearest(x, curve)
+    arc = (nearest * bins // points).clamp(max=bins - 1)
+    hist = torch.zeros(bins, dtype=torch.float64).index_add_(0, arc, w)
+    arc_weights = hist / hist.sum()
+    return {"hq_fraction": float((dist < 4 * noise).float().mean()), "distance": float(dist.mean()),
+            "arc_weights": arc_weights, "data_tv": total_variation(arc_weights, torch.full((bins,), 1 / bins))}
+
+
+def _nearest(x, points, chunk=4096):
+    """Distance to and index of the nearest of ``points`` (M, 2) for each row of ``x`` (N, 2), in chunks."""
+    found = [torch.cdist(part, points).min(dim=1) for part in x.split(chunk)]
+    return torch.cat([f.values for f in found]), torch.cat([f.indices for f in found])
+
+
 def grid25_log_prob(x, std=GRID_STD):
     """The exact log density of the 25-Gaussian grid at ``x`` (N, 2); shape (N,). Differentiable, so
     Langevin can run on it directly in the data space."""

@@ -190,3 +190,22 @@ def test_grid_log_prob_is_the_mixture_density():
     axis = torch.linspace(-3, 3, 1201)
     xy = torch.cartesian_prod(axis, axis)
     assert toy.grid25_log_prob(xy).exp().sum().item() * (6 / 1200) ** 2 == pytest.approx(1.0, abs=1e-3)
+
+
+def test_swiss_roll_stats_on_the_data_and_off_it():
+    data = toy.sample_swiss_roll(20_000, gen(3))
+    s = toy.swiss_roll_stats(data)
+    # 2-D noise of std 0.05: the distance to the spiral is about |N(0, 0.05)|, mean 0.05 * sqrt(2 / pi) = 0.040
+    assert s["hq_fraction"] > 0.999 and 0.035 < s["distance"] < 0.045
+    assert s["arc_weights"].sum().item() == pytest.approx(1.0) and s["data_tv"] < 0.02
+    # points half-way between two turns of the spiral (0.84 apart) are all of low quality
+    t = torch.linspace(2 * math.pi, 3.5 * math.pi, 500)
+    between = torch.stack([t * t.cos(), t * t.sin()], 1) / 7.5 * (1 + math.pi / t)[:, None]
+    assert toy.swiss_roll_stats(between)["hq_fraction"] == 0.0
+    # only the outer half of the roll: the arc weights move to it, and importance weights can move them back
+    outer = data[data.norm(dim=1) > 1.3]
+    assert toy.swiss_roll_stats(outer)["data_tv"] > 0.3
+    inner_mass = toy.swiss_roll_stats(data, weights=(data.norm(dim=1) <= 1.3).double())["arc_weights"]
+    assert inner_mass[-3:].sum() < 0.01 and inner_mass[:3].sum() > 0.2
+    with pytest.raises(ValueError, match=r"shape \(N>0, 2\)"):
+        toy.swiss_roll_stats(torch.zeros(5, 3))

@@ -8,7 +8,7 @@ from .. import toy
 from .._checks import positive_int
 from ..energy import calibrate
 from ..nets import MLPDiscriminator, MLPGenerator
-from ..samplers import reweight, sample
+from ..samplers import SAMPLERS, reweight, sample
 from ..train import train_gan
 from . import wgan as wgan_recipe
 
@@ -36,12 +36,15 @@ SAMPLER_OPTIONS = {
     "mh": {"steps": 50},
     "ddls_paper": {"steps": 1000, "step_size": 1e-2},
     "ddls": {"steps": 160, "step_size": 1e-2, "mala": True, "decay": 0.5, "decay_every": 20},
+    "dot": {"space": "latent"},
+    "dot_target": {"space": "target"},
 }
 METHOD_NAMES = {"generator": "Generator only", "drs": "DRS", "mh": "MH-GAN", "ddls_paper": "DDLS paper (ULA)",
-                "ddls": "DDLS MALA (tuned)", "reference": "p_t quadrature", "wgan_generator": "WGAN-GP generator",
+                "ddls": "DDLS MALA (tuned)", "dot": "DOT (latent)",
+                "dot_target": "DOT (target)", "reference": "p_t quadrature", "wgan_generator": "WGAN-GP generator",
                 "wgan_ddls": "WGAN critic + DDLS", "wgan_reference": "WGAN p_t quadrature"}
 # The sampler behind each row that is not named after one.
-ROW_SAMPLER = {"ddls_paper": "ddls", "wgan_generator": "generator", "wgan_ddls": "ddls"}
+ROW_SAMPLER = {"ddls_paper": "ddls", "dot_target": "dot", "wgan_generator": "generator", "wgan_ddls": "ddls"}
 # p_t's mode weights without any sampler: quadrature on two randomly shifted lattices over the 2-D latent
 # space (samplers.reweight). Two shifts give the reference's own error.
 REFERENCE = dict(n=600_000, lattice=True)
@@ -84,11 +87,17 @@ def train_pair(seed, dataset="grid25", train=None, nets=None, progress=None):
 # The WGAN rows (chapter 06): a WGAN-GP pair per seed, its critic calibrated the same way as the GAN's
 # discriminator, then DDLS. A critic is not a log density ratio; calibration makes it one.
 WGAN_METHODS = ("wgan_generator", "wgan_ddls")
+# The rows of the default table. ``ddls_paper`` (10,000 unadjusted chains of 1,000 steps a seed) and the
+# WGAN rows cost more than all of these together; ``table1(methods=..., wgan=True)`` (the command line's
+# ``--paper-ula --wgan``) adds them.
+DEFAULT_METHODS = ("generator", "drs", "mh", "ddls", "dot", "dot_target")
+# Rows are handed to the workers longest first, so that short ones fill the gaps at the end.
+ROW_COST = {"ddls_paper": 10, "ddls": 4, "wgan_ddls": 4, "dot": 3, "dot_target": 2, "mh": 1}
 
 
-def _run_seed(task):
-    """One trained pair and its samplers: the unit of work of :func:`table1` (picklable, so it can run in
-    a worker process). Returns (family, seed, {method: (mode_stats without counts, seconds)})."""
+def _fit_pair(task):
+    """Train, calibrate and measure p_t for one seed: the first unit of work of :func:`table1` (picklable, so
+    it can run in a worker process). Returns (family, seed, G, d, reference)."""
     family, seed, cfg = task
     if cfg["threads"]:
         torch.set_num_threads(cfg["threads"])
@@ -99,29 +108,63 @@ def _run_seed(task):
                                               progress=cfg["progress"])
     d = calibrate(D, G, toy.sample_grid25, seed=seed, progress=cfg["progress"], **cfg["calibration"])
     reference = reference_weights(G, d, seed=10_000 + 2 * seed, n_samples=cfg["n_samples"], **cfg["reference"])
-    results = {}
-    for method in cfg["methods"]:
-        out = sample(ROW_SAMPLER.get(method, method), G, d, cfg["n_samples"], seed=1000 + seed,
-                     **cfg["options"][method])
-        stats = toy.mode_stats(out.x)
-        stats.pop("counts")
-        weights = toy.mode_weights(out.x)
-        stats["mode_tv"] = toy.total_variation(weights, reference["weights"])
-        stats["data_tv"] = toy.total_variation(weights, torch.full((25,), 1 / 25))
-        results[method] = (stats, out.seconds)
-    results["reference" if family == "gan" else "wgan_reference"] = (reference, 0.0)
-    return family, seed, results
+    return family, seed, G, d, reference
 
 
-def table1(seeds=5, n_samples=10_000, methods=("generator", "drs", "mh", "ddls_paper", "ddls"), wgan=True,
-           train=None, sampler_options=None, calibration=None, reference=None, workers=1, progress=None):
+def _sample_row(task):
+    """One sampler on one trained pair: the second unit of work of :func:`table1`. Returns (family, seed,
+    method, mode statistics without counts, seconds)."""
+    family, seed, method, G, d, reference, cfg = task
+    if cfg["threads"]:
+        torch.set_num_threads(cfg["threads"])
+    out = sample(ROW_SAMPLER.get(method, method), G, d, cfg["n_samples"], seed=1000 + seed, **cfg["options"][method])
+    stats = toy.mode_stats(out.x)
+    stats.pop("counts")
+    weights = toy.mode_weights(out.x)
+    stats["mode_tv"] = toy.total_variation(weights, reference["weights"])
+    stats["data_tv"] = toy.total_variation(weights, torch.full((25,), 1 / 25))
+    return family, seed, method, stats, out.seconds
+
+
+def _row_tasks(pair, cfg):
+    family, seed, G, d, reference = pair
+    methods = sorted(cfg["methods"][family], key=lambda m: -ROW_COST.get(m, 0))
+    return [(family, seed, m, G, d, reference, cfg) for m in methods]
+
+
+def _run_tasks(fit_tasks, cfg, workers):
+    """Every pair, then every row of it; in ``workers`` processes, rows start as soon as their pair is ready."""
+    pairs, rows = [], []
+    if workers == 1:
+        for task in fit_tasks:
+            pairs.append(_fit_pair(task))
+            rows += [_sample_row(t) for t in _row_tasks(pairs[-1], cfg)]
+        return pairs, rows
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        fitting = {pool.submit(_fit_pair, task) for task in fit_tasks}
+        sampling = set()
+        while fitting or sampling:
+            done, _ = wait(fitting | sampling, return_when=FIRST_COMPLETED)
+            for future in done & fitting:  # a pair is ready: its rows join the queue
+                pairs.append(future.result())
+                sampling |= {pool.submit(_sample_row, t) for t in _row_tasks(pairs[-1], cfg)}
+            rows += [future.result() for future in done & sampling]
+            fitting, sampling = fitting - done, sampling - done
+    return pairs, rows
+
+
+def table1(seeds=5, n_samples=10_000, methods=DEFAULT_METHODS, wgan=False, train=None, sampler_options=None,
+           calibration=None, reference=None, workers=1, progress=None):
     """Run every method on the same trained pair for each seed; returns a list of records.
 
-    ``methods`` run on the GAN pairs of :func:`train_pair`; with ``wgan=True`` each seed also trains a
-    WGAN-GP pair (``ebmlib.recipes.wgan.train_wgan_pair``) and adds the rows ``wgan_generator`` and
-    ``wgan_ddls`` (DDLS on its calibrated critic). Each family also gets a sampler-free reference row
-    (``reference``, ``wgan_reference``): p_t's own mode weights by quadrature (:func:`reference_weights`;
-    ``reference`` overrides entries of :data:`REFERENCE`). ``workers`` > 1 runs the trained pairs in
+    ``methods`` run on the GAN pairs of :func:`train_pair` (:data:`DEFAULT_METHODS`; add ``"ddls_paper"``
+    for DDLS as the paper writes it); with ``wgan=True`` each seed also trains a WGAN-GP pair
+    (``ebmlib.recipes.wgan.train_wgan_pair``) and adds the rows ``wgan_generator`` and ``wgan_ddls``
+    (DDLS on its calibrated critic). Each family also gets a sampler-free reference row (``reference``,
+    ``wgan_reference``): p_t's own mode weights by quadrature (:func:`reference_weights`; ``reference``
+    overrides entries of :data:`REFERENCE`). ``workers`` > 1 runs the pairs, then each row on its pair, in
     that many processes with one thread each (small nets use a core better that way than with two
     threads); the numbers do not depend on it.
 
@@ -139,26 +182,29 @@ def table1(seeds=5, n_samples=10_000, methods=("generator", "drs", "mh", "ddls_p
     if wgan:
         families["wgan"] = WGAN_METHODS
     all_methods = [m for ms in families.values() for m in ms]
+    unknown = [m for m in all_methods if ROW_SAMPLER.get(m, m) not in SAMPLERS]
+    if unknown:
+        raise ValueError(f"unknown Table 1 rows {unknown}; choose among {sorted(set(SAMPLER_OPTIONS) | set(ROW_SAMPLER))}")
     options = {m: {**SAMPLER_OPTIONS.get(m, SAMPLER_OPTIONS.get(ROW_SAMPLER.get(m), {})),
                    **((sampler_options or {}).get(m, {}))} for m in all_methods}
     # everything a worker needs travels with the task: module-level settings are resolved here
-    base = {"train": {**TRAIN, **(train or {})}, "nets": dict(NETS), "n_samples": n_samples,
-            "wgan_train": dict(wgan_recipe.WGAN_TRAIN), "wgan_nets": dict(wgan_recipe.WGAN_NETS),
-            "calibration": {**CALIBRATION, **(calibration or {})}, "options": options,
-            "reference": {**REFERENCE, **(reference or {})},
-            "threads": 1 if workers > 1 else None, "progress": False if workers > 1 else progress}
-    tasks = [(family, seed, {**base, "methods": ms}) for family, ms in families.items() for seed in range(seeds)]
-    if workers > 1:
-        import multiprocessing
-        with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            done = pool.map(_run_seed, tasks, chunksize=1)
-    else:
-        done = [_run_seed(task) for task in tasks]
+    cfg = {"train": {**TRAIN, **(train or {})}, "nets": dict(NETS), "n_samples": n_samples,
+           "wgan_train": dict(wgan_recipe.WGAN_TRAIN), "wgan_nets": dict(wgan_recipe.WGAN_NETS),
+           "calibration": {**CALIBRATION, **(calibration or {})}, "options": options,
+           "reference": {**REFERENCE, **(reference or {})}, "methods": families,
+           "threads": 1 if workers > 1 else None, "progress": False if workers > 1 else progress}
+    fit_tasks = [(family, seed, cfg) for family in families for seed in range(seeds)]
+    pairs, rows = _run_tasks(fit_tasks, cfg, workers)
+    found = {(f, s, m): (stats, secs) for f, s, m, stats, secs in rows}
+    for family, seed, _, _, ref in pairs:
+        found[family, seed, "reference" if family == "gan" else "wgan_reference"] = (ref, 0.0)
     raw, seconds = {}, {}
-    for _, _, results in done:  # in task order: GAN seeds, then WGAN seeds (Pool.map keeps the order)
-        for m, (stats, secs) in results.items():
-            raw.setdefault(m, []).append(stats)
-            seconds.setdefault(m, []).append(secs)
+    for family, ms in families.items():  # rows in the order asked for, seeds in order
+        for m in ms + ("reference" if family == "gan" else "wgan_reference",):
+            for seed in range(seeds):
+                stats, secs = found[family, seed, m]
+                raw.setdefault(m, []).append(stats)
+                seconds.setdefault(m, []).append(secs)
     common = {"n_samples": n_samples, "seeds": seeds}
     records = []
     for m in raw:
@@ -171,7 +217,7 @@ def table1(seeds=5, n_samples=10_000, methods=("generator", "drs", "mh", "ddls_p
             for key, name in [("reference_tv", "mode_tv"), ("sampling_floor", "sampling_floor"), ("data_tv", "data_tv"),
                               ("hq", "hq")]:
                 record[f"{name}_mean"], record[f"{name}_std"] = col(key)
-            record.update(ess_mean=col("ess")[0], per_seed=raw[m], options=dict(base["reference"]), **common)
+            record.update(ess_mean=col("ess")[0], per_seed=raw[m], options=dict(cfg["reference"]), **common)
         else:
             for key, name in [("modes", "modes"), ("hq_fraction", "hq"), ("hq_std", "hq_sample_std"),
                               ("mode_tv", "mode_tv"), ("data_tv", "data_tv")]:
