@@ -7,7 +7,7 @@ BIN     = $(VENV)/bin
 TORCH  ?= torch==2.13.0
 CHAPTERS = $(sort $(wildcard chapters/*.ipynb))
 
-.PHONY: setup setup-inception gpu-check test lint test-lib test-chapters lab chapters sync bench bench-gpu toy-table toy-table-extended image-table train-cifar10 ddls-cifar10 clean
+.PHONY: setup setup-inception gpu-check test lint assignments check-assignments test-lib test-chapters lab chapters sync bench bench-gpu toy-table toy-table-extended image-table train-cifar10 ddls-cifar10 clean
 
 setup:
 	$(PYTHON) -m venv $(VENV)
@@ -27,17 +27,27 @@ setup-inception:
 	$(BIN)/python -c "import torch, torch_fidelity, torchvision; print('torch', torch.__version__, \
 	  'torchvision', torchvision.__version__, 'torch-fidelity', torch_fidelity.__version__)"
 
-test: lint test-lib test-chapters
+test: lint test-lib test-chapters check-assignments
 
 # pyflakes and import order (settings in pyproject.toml)
 lint:
-	$(BIN)/ruff check ebmlib tests chapters
+	$(BIN)/ruff check ebmlib tests chapters assignments
 
 test-lib:
 	EBMLIB_SMOKE=1 $(BIN)/python -m pytest tests
 
 test-chapters:
 	EBMLIB_SMOKE=1 MPLBACKEND=agg $(BIN)/python -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider $(CHAPTERS)
+
+# Assignments (README, "For instructors"): for each assignments/source/aNN_*.py, a student notebook with stubs,
+# a solution notebook and a standalone grader.py in build/assignments/aNN_*/, recording the ebmlib version
+assignments:
+	$(BIN)/python -m assignments.build --out build/assignments
+
+# Builds the assignments, then shows that every grader can fail: full marks for each solution, zero for each
+# blank student notebook, and exactly one exercise's points lost by each wrong solution (assignments/wrong/)
+check-assignments:
+	MPLBACKEND=agg $(BIN)/python -m assignments.verify --out build/assignments
 
 lab:
 	$(BIN)/jupyter lab chapters

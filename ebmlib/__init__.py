@@ -13,7 +13,7 @@ from .energy import calibrate, latent_energy
 from .mcmc import LangevinDivergence, langevin
 from .samplers import sample
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "smoke", "pick", "default_device", "digits", "ebm", "energy", "images", "losses", "mcmc", "nets", "plot",
