@@ -6,6 +6,9 @@ BIN     = $(VENV)/bin
 # (for example a CUDA build for the GPU chapters) with: make setup TORCH='torch==2.13.0+cu126 ...'
 TORCH  ?= torch==2.13.0
 CHAPTERS = $(sort $(wildcard chapters/*.ipynb))
+SOLUTIONS = $(sort $(wildcard solutions/*.ipynb))
+# pytest-xdist workers for `make test` (each test and notebook runs on one thread)
+TEST_WORKERS ?= 2
 
 .PHONY: setup setup-inception gpu-check test lint assignments check-assignments test-lib test-chapters lab chapters sync bench bench-gpu toy-table toy-table-extended image-table train-cifar10 ddls-cifar10 clean
 
@@ -34,10 +37,12 @@ lint:
 	$(BIN)/ruff check ebmlib tests chapters assignments
 
 test-lib:
-	EBMLIB_SMOKE=1 $(BIN)/python -m pytest tests
+	EBMLIB_SMOKE=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) tests
 
+# every chapter and every worked solution in smoke mode; a notebook's cells stay together on one worker
 test-chapters:
-	EBMLIB_SMOKE=1 MPLBACKEND=agg $(BIN)/python -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider $(CHAPTERS)
+	EBMLIB_SMOKE=1 MPLBACKEND=agg $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --nbval-lax \
+	  --nbval-current-env -p no:cacheprovider $(CHAPTERS) $(SOLUTIONS)
 
 # Assignments (README, "For instructors"): for each assignments/source/aNN_*.py, a student notebook with stubs,
 # a solution notebook and a standalone grader.py in build/assignments/aNN_*/, recording the ebmlib version
