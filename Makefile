@@ -7,12 +7,12 @@ BIN     = $(VENV)/bin
 TORCH  ?= torch==2.13.0
 CHAPTERS = $(sort $(wildcard chapters/*.ipynb))
 
-.PHONY: setup setup-inception gpu-check test lint test-lib test-chapters lab chapters sync bench bench-gpu toy-table image-table train-cifar10 ddls-cifar10 clean
+.PHONY: setup setup-inception gpu-check test lint test-lib test-chapters book test-book lab chapters sync bench bench-gpu toy-table image-table train-cifar10 ddls-cifar10 clean
 
 setup:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,book]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 
 # FID and IS (`evaluate --features inception`): torch-fidelity and the torchvision built for the torch that
@@ -27,17 +27,26 @@ setup-inception:
 	$(BIN)/python -c "import torch, torch_fidelity, torchvision; print('torch', torch.__version__, \
 	  'torchvision', torchvision.__version__, 'torch-fidelity', torch_fidelity.__version__)"
 
-test: lint test-lib test-chapters
+test: lint test-lib test-chapters test-book
 
 # pyflakes and import order (settings in pyproject.toml)
 lint:
-	$(BIN)/ruff check ebmlib tests chapters
+	$(BIN)/ruff check ebmlib tests chapters book
 
 test-lib:
-	EBMLIB_SMOKE=1 $(BIN)/python -m pytest tests
+	EBMLIB_SMOKE=1 $(BIN)/python -m pytest tests --ignore=tests/test_book.py
 
 test-chapters:
 	EBMLIB_SMOKE=1 MPLBACKEND=agg $(BIN)/python -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider $(CHAPTERS)
+
+# The course as a static website in build/book/html, from the chapters' stored outputs (nothing is re-run);
+# it works offline. test-book reads every page in headless Chromium (Debian's chromium package) and saves
+# screenshots in build/book-screenshots.
+book:
+	$(BIN)/python book/build.py
+
+test-book: book
+	$(BIN)/python -m pytest tests/test_book.py
 
 lab:
 	$(BIN)/jupyter lab chapters
