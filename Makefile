@@ -10,12 +10,12 @@ SOLUTIONS = $(sort $(wildcard solutions/*.ipynb))
 # pytest-xdist workers for `make test` (each test and notebook runs on one thread)
 TEST_WORKERS ?= 2
 
-.PHONY: setup setup-inception gpu-check test lint assignments check-assignments test-lib test-chapters lab chapters sync bench bench-gpu toy-table toy-table-extended image-table train-cifar10 ddls-cifar10 clean
+.PHONY: setup setup-inception gpu-check test lint assignments check-assignments test-lib test-chapters book test-book lab chapters sync bench bench-gpu toy-table toy-table-extended image-table train-cifar10 ddls-cifar10 clean
 
 setup:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,book]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 
 # FID and IS (`evaluate --features inception`): torch-fidelity and the torchvision built for the torch that
@@ -30,14 +30,14 @@ setup-inception:
 	$(BIN)/python -c "import torch, torch_fidelity, torchvision; print('torch', torch.__version__, \
 	  'torchvision', torchvision.__version__, 'torch-fidelity', torch_fidelity.__version__)"
 
-test: lint test-lib test-chapters check-assignments
+test: lint test-lib test-chapters check-assignments test-book
 
 # pyflakes and import order (settings in pyproject.toml)
 lint:
-	$(BIN)/ruff check ebmlib tests chapters assignments
+	$(BIN)/ruff check ebmlib tests chapters solutions assignments book
 
 test-lib:
-	EBMLIB_SMOKE=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) tests
+	EBMLIB_SMOKE=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) tests --ignore=tests/test_book.py
 
 # every chapter and every worked solution in smoke mode; a notebook's cells stay together on one worker
 test-chapters:
@@ -53,6 +53,15 @@ assignments:
 # blank student notebook, and exactly one exercise's points lost by each wrong solution (assignments/wrong/)
 check-assignments:
 	MPLBACKEND=agg $(BIN)/python -m assignments.verify --out build/assignments
+
+# The course as a static website in build/book/html, from the chapters' stored outputs (nothing is re-run);
+# it works offline. test-book reads every page in headless Chromium (Debian's chromium package) and saves
+# screenshots in build/book-screenshots.
+book:
+	$(BIN)/python book/build.py
+
+test-book: book
+	$(BIN)/python -m pytest tests/test_book.py
 
 lab:
 	$(BIN)/jupyter lab chapters
