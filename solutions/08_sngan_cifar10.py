@@ -134,13 +134,13 @@ if not SMOKE:
 
 # %% [markdown]
 # **Answer.** (The numbers are printed above.) With spectral normalisation every layer of $D$ keeps a
-# largest singular value of 1; without it the layers' norms grow far above 1, and the discriminator's loss
-# falls lower: the unconstrained discriminator separates real from generated images more easily. What that
-# does to the generator is read off the scores of the two EMA generators after the same 400 steps. In this
-# short run the unnormalised pair still trains: the recipe's small learning rate and its linear decay keep
-# the discriminator from running away within 400 steps. The failure that spectral normalisation guards
-# against (a discriminator loss near 0 and a generator that stops improving) needs a longer run, or a
-# larger learning rate, to show up; the growing weight norms are its first sign.
+# largest singular value of 1 (asserted); without it nothing holds the layers' norms there, and in full mode
+# the asserts check that they grow past the normalised ones and that the unconstrained discriminator's
+# loss ends lower: it separates real from generated images more easily. What that does to the generator is
+# read off the scores of the two EMA generators after the same number of steps. The failure that spectral
+# normalisation guards against, a discriminator loss near 0 and a generator that stops improving, builds
+# up with the weights' norms: a short run with a linearly decaying rate may show only its first sign, the
+# growing norms, and a longer run (the chapter's 2,000 steps, or a constant rate) shows more of it.
 
 # %% [markdown]
 # ## Exercise 2
@@ -219,7 +219,8 @@ assert err_logistic < ebmlib.pick(0.25, 0.6), err_logistic
 # smoothed step between $+1$ and $-1$. The logistic discriminator's logit follows the straight line
 # $\mu^2/2 - \mu x$ where the data lie. Only the logistic one is a log density ratio, so only it can serve as
 # the energy $-d$ of $p_g e^{d}/Z_0$ without calibration: the hinge discriminator keeps the sign of the
-# log-ratio and loses its size (at $x = -3$ the log-ratio is 3.5, the hinge output about 1).
+# log-ratio and loses its size (at $x = -3$ the log-ratio is 3.5, while the hinge's best response is capped
+# at 1).
 
 # %% [markdown]
 # ## Exercise 3
@@ -245,8 +246,12 @@ for key in ("modes", "kl", "high_quality", "fcd"):
 assert all(e["spread"] >= 0 for e in ex3.values())
 
 # %% [markdown]
-# **Answer.** The spread between seeds and the effect of $n_\text{dis}$ are printed above, measure by
-# measure. See the closing paragraph of this section, written from the full run, for how they compare.
+# **Answer.** The spread between seeds (largest minus smallest over the seeds) and the effect of
+# $n_\text{dis} = 2$ on seed 0 are printed above, measure by measure. The effect of $n_\text{dis}$ counts
+# only where it exceeds that spread: with three seeds the spread is a rough yardstick, and a difference
+# inside it is what another seed could produce. Both settings give the discriminator the same number of
+# updates; $n_\text{dis} = 2$ gives the generator half as many, each against a discriminator closer to its
+# best response, so at a short budget the generator is the player that runs out of steps.
 
 # %% [markdown]
 # ## Exercise 4
@@ -303,5 +308,7 @@ assert identical
 # **Answer.** The EMA stops averaging over a tenth of a constant-rate run at step 8,990 ($9/(1-\beta) - 10$
 # for $\beta = 0.999$), checked by the recursion above; after it the average reaches back about 999 steps
 # whatever the run's length. `ema=None` trains the same raw generator bit for bit; it only drops the
-# average. The comparison of EMA and raw generators under the two schedules is printed above; see the last
-# paragraph for what it shows.
+# average. The EMA's advantage (the raw generator's FCD minus the EMA's) is printed for both schedules: with
+# the linear decay the last tenth of the run moves little and the two generators nearly coincide, so the
+# advantage is expected near 0; with a constant rate the raw iterates keep moving at the full rate, and an
+# advantage larger than under the decay is the EMA doing its work.
