@@ -19,8 +19,9 @@
 #
 # Worked solutions to the exercises of `chapters/05_ddls.ipynb`, for instructors. Each solution restates
 # the question, derives what is asked, computes it with `ebmlib` and checks the claim with an `assert` on
-# a measured number. `EBMLIB_SMOKE=1` shrinks every run; the stored outputs are those of the full run,
-# which scales down the two most expensive experiments (stated where it happens).
+# a measured number. `EBMLIB_SMOKE=1` shrinks every run; the full run
+# scales down the two most expensive experiments (stated where it happens). This notebook is stored
+# without outputs (`solutions/README.md` has the command for a full run).
 
 # %%
 # %config InlineBackend.figure_formats = ['png']

@@ -19,8 +19,8 @@
 #
 # Worked solutions to the exercises of `chapters/06_wgan_energy.ipynb`, for instructors. Each solution
 # restates the question, derives what is asked, computes it with `ebmlib` and checks the claim with an
-# `assert` on a measured number. `EBMLIB_SMOKE=1` shrinks every run; the stored outputs are those of the
-# full run.
+# `assert` on a measured number. `EBMLIB_SMOKE=1` shrinks every run; this
+# notebook is stored without outputs (`solutions/README.md` has the command for a full run).
 
 # %%
 # %config InlineBackend.figure_formats = ['png']

@@ -1,11 +1,14 @@
-"""The pairing check: every chapter is a .py (percent format) and .ipynb pair with the same cells."""
+"""The pairing check: every chapter, and every chapter's worked solutions, is a .py (percent format) and .ipynb
+pair with the same cells."""
 from pathlib import Path
 
 import jupytext
 import pytest
 
-CHAPTERS = Path(__file__).resolve().parent.parent / "chapters"
+ROOT = Path(__file__).resolve().parent.parent
+CHAPTERS, SOLUTIONS = ROOT / "chapters", ROOT / "solutions"
 STEMS = sorted({p.stem for p in CHAPTERS.glob("[0-9][0-9]_*.py")} | {p.stem for p in CHAPTERS.glob("[0-9][0-9]_*.ipynb")})
+SOLUTION_STEMS = sorted({p.stem for p in SOLUTIONS.glob("[0-9][0-9]_*.py")} | {p.stem for p in SOLUTIONS.glob("[0-9][0-9]_*.ipynb")})
 
 
 def cells(path):
@@ -17,9 +20,9 @@ def test_there_are_chapters():
     assert len(STEMS) >= 1, f"no chapters found in {CHAPTERS}"
 
 
-@pytest.mark.parametrize("stem", STEMS)
-def test_chapter_is_paired(stem):
-    py, ipynb = CHAPTERS / f"{stem}.py", CHAPTERS / f"{stem}.ipynb"
+@pytest.mark.parametrize("folder, stem", [(CHAPTERS, s) for s in STEMS] + [(SOLUTIONS, s) for s in SOLUTION_STEMS])
+def test_chapter_is_paired(folder, stem):
+    py, ipynb = folder / f"{stem}.py", folder / f"{stem}.ipynb"
     assert py.exists(), f"{ipynb.name} has no paired {py.name}: run `make sync`"
     assert ipynb.exists(), f"{py.name} has no paired {ipynb.name}: run `make sync`"
     a, b = cells(py), cells(ipynb)
@@ -33,3 +36,7 @@ def test_chapter_uses_smoke_switch_and_asserts(stem):
     source = (CHAPTERS / f"{stem}.py").read_text()
     assert "ebmlib" in source, f"{stem} does not import ebmlib"
     assert "assert " in source, f"{stem} checks no claim with an assert"
+
+
+def test_every_chapter_has_its_worked_solutions():
+    assert SOLUTION_STEMS == STEMS, f"chapters without solutions: {sorted(set(STEMS) - set(SOLUTION_STEMS))}"
