@@ -80,13 +80,13 @@ def _toy_table(args):
     methods = DEFAULT_METHODS + (("ddls_paper",) if args.paper_ula else ())
     records = table1(seeds=args.seeds, n_samples=args.samples, methods=methods, wgan=args.wgan, workers=workers,
                      progress=args.progress)
-    total = time.perf_counter() - start
+    total, cpu_seconds = time.perf_counter() - start, _cpu_seconds()
     print(f"Table 1 on the 25-Gaussian grid: {args.samples} samples per method, mean ± std over {args.seeds} seeds")
     print(format_table(records))
-    print(f"total {total:.1f} s, {_cpu_seconds():.0f} CPU seconds with {workers} workers")
+    print(f"total {total:.1f} s, {cpu_seconds:.0f} CPU seconds with {workers} workers")
     if args.json:
         meta = {"seeds": args.seeds, "n_samples": args.samples, "total_seconds": total,
-                "cpu_seconds": _cpu_seconds(), "paper_ula": args.paper_ula, "wgan": args.wgan,
+                "cpu_seconds": cpu_seconds, "paper_ula": args.paper_ula, "wgan": args.wgan,
                 "machine": platform.machine(), "processor": platform.processor() or platform.machine(),
                 "torch": torch.__version__, "workers": workers, "cpus": os.cpu_count(),
                 "threads": 1 if workers > 1 else torch.get_num_threads(), "device": "cpu"}

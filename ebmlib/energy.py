@@ -26,7 +26,6 @@ def log_standard_normal(z):
     return -0.5 * (z ** 2).sum(dim=1) - 0.5 * z.shape[1] * math.log(2 * math.pi)
 
 
-
 def latent_energy(z, G, d):
     """E(z) = -log p0(z) - d(G(z)) with p0 = N(0, I), up to a constant; z (N, k) -> (N,).
 

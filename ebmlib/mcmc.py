@@ -54,12 +54,10 @@ def _energy_and_grad(energy, z):
     return e.detach(), grad.detach()
 
 
-
 def _default_check_every(device):
     # On the CPU a check costs nothing (operations are synchronous); on a GPU each check waits for the
     # device, so it runs every 50 steps there: under 1% of a chain's time at DDLS's step cost.
     return 1 if device.type == "cpu" else 50
-
 
 
 def langevin(energy, z0, *, steps, step_size, noise_scale=1.0, mala=False, decay=1.0, decay_every=None,
