@@ -114,17 +114,19 @@ RUN ?= runs/sngan
 train-cifar10:
 	$(BIN)/python -m ebmlib train --run $(RUN) --arch cnn
 
-# ddls-cifar10: calibrate D against the frozen G, draw 50k samples with the generator, DRS and DDLS
-# (1000 steps, step size 0.01, bf16), and score them (classifier features; add FEATURES=inception with
-# the FID Inception weights in $$EBMLIB_INCEPTION_WEIGHTS for FID and IS).
+# ddls-cifar10: calibrate D against the frozen G, draw 50k samples with the generator, DRS, DDLS
+# (1000 steps, step size 0.01, bf16) and DOT (latent space, 100 Adam steps), and score them (classifier
+# features; add FEATURES=inception with the FID Inception weights in $$EBMLIB_INCEPTION_WEIGHTS for FID
+# and IS).
 FEATURES ?= classifier
 ddls-cifar10:
 	$(BIN)/python -m ebmlib calibrate --run $(RUN)
 	$(BIN)/python -m ebmlib sample --run $(RUN) --sampler generator --n 50000
 	$(BIN)/python -m ebmlib sample --run $(RUN) --sampler drs --n 50000
 	$(BIN)/python -m ebmlib sample --run $(RUN) --sampler ddls --n 50000
+	$(BIN)/python -m ebmlib sample --run $(RUN) --sampler dot --n 50000
 	$(BIN)/python -m ebmlib evaluate $(RUN)/samples_generator.pt $(RUN)/samples_drs.pt $(RUN)/samples_ddls.pt \
-	  --features $(FEATURES) --json $(RUN)/scores_$(FEATURES).json
+	  $(RUN)/samples_dot.pt --features $(FEATURES) --json $(RUN)/scores_$(FEATURES).json
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

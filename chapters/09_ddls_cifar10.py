@@ -27,8 +27,8 @@
 # 2. run Langevin chains in the latent space and watch the images change along them (the paper's Figure 3);
 # 3. check that the samples are not copies of training images (the paper's Figure 4);
 # 4. count what each sampler samples, mode by mode, and score the generator alone, discriminator rejection
-#    sampling (DRS), the Metropolis-Hastings GAN (MH-GAN) and DDLS on the same pair (the paper's Table 1,
-#    on images).
+#    sampling (DRS), the Metropolis-Hastings GAN (MH-GAN), DDLS and discriminator optimal transport (DOT)
+#    on the same pair (the paper's Table 1, on images).
 #
 # Inception scores on CIFAR-10 need a GPU for hours, and they say little about *which* images a sampler
 # favours. So the chapter runs by default on **stacked digits**: three real 8x8 handwritten digits in the
@@ -80,13 +80,13 @@ if CIFAR:
                            "DATASET = 'stacked-digits'.")
     RUN = ROOT / "runs" / "sngan"                        # chapter 08's run (make train-cifar10)
     NETS, TRAIN, CALIBRATION = dict(arch="cnn"), {}, {}  # pipeline.PAPER_TRAIN, pipeline.PAPER_CALIBRATION
-    ROWS = {"generator": ("generator", {}), "drs": ("drs", {"m_quantile": 0.99}), "mh": ("mh", {"steps": 20}),
-            "ddls_paper": ("ddls", {**pipeline.PAPER_DDLS, "amp": True})}
+    ROWS = {"generator": ("generator", {}), "drs": ("drs", {"shift_quantile": 0.95}), "mh": ("mh", {"steps": 20}),
+            "ddls_paper": ("ddls", {**pipeline.PAPER_DDLS, "amp": True}), "dot": ("dot", {"space": "latent"})}
     N = 50_000
 else:
     RUN = ROOT / "runs" / "digits"                       # chapter 08's run
     NETS, TRAIN, CALIBRATION = image_table.NETS, {**image_table.TRAIN, "seed": 0}, image_table.CALIBRATION
-    ROWS = dict(image_table.ROWS)                        # generator, DRS, MH-GAN, DDLS (paper), DDLS (MALA)
+    ROWS = dict(image_table.ROWS)                        # generator, DRS, MH-GAN, DDLS (paper and MALA), DOT
     N = 5000
 SCRATCH = None
 if SMOKE:  # a pair of our own, a few steps of everything, thrown away at the end
@@ -94,7 +94,7 @@ if SMOKE:  # a pair of our own, a few steps of everything, thrown away at the en
     RUN = SCRATCH / "pair"
     TRAIN = {**TRAIN, "steps": 100, "log_every": 50, "sample_every": 100, "checkpoint_every": 100}
     CALIBRATION = {**CALIBRATION, "steps": 50, "batch_size": 64}
-    shorter = {"mh": {"steps": 5}, "ddls_paper": {"steps": 20}, "ddls": {"steps": 10}}
+    shorter = {"mh": {"steps": 5}, "ddls_paper": {"steps": 20}, "ddls": {"steps": 10}, "dot": {"steps": 10}}
     ROWS = {name: (sampler, {**options, **shorter.get(name, {})}) for name, (sampler, options) in ROWS.items()}
     N = 400
 train_images, train_labels = load_images(DATASET)  # stacked digits: the labels are the modes
@@ -314,8 +314,10 @@ assert accuracy > (0.98 if MODES else 0.8), f"the classifier is too weak for its
 # the reference we judge the samplers against.
 #
 # We now draw $N = 5000$ samples from every sampler of the table, on this pair and with the seed the image
-# table gives its first pair: the generator alone, DRS (with $\log M$ at the 99th percentile of the logits),
-# MH-GAN (20 independent proposals a chain) and the two DDLS rows.
+# table gives its first pair: the generator alone, DRS (Azadi et al.'s acceptance rule with $\gamma$ at the 95th
+# percentile of $F$, as in chapter 04), MH-GAN (20 independent proposals a chain), the two DDLS rows, and
+# discriminator optimal transport in the latent space (DOT, chapter 05: each latent moved by 100 Adam steps
+# up $d(G(z))/k_\text{eff}$ against the distance travelled).
 
 # %%
 k = G.latent_dim
@@ -705,7 +707,7 @@ def paired(row, key="kl"):
 gen_kl = rows["generator"]["kl_mean"]
 print(f"\nChange against the generator alone on the same pair (mean ± standard error over {seeds} seeds):")
 print(f"{'':24s} {'KL (nats)':>17s} {'% of KL':>8s} {'% of excess':>11s} {'modes':>12s} {'high q. (pts)':>14s} {'FCD':>13s}")
-for row in ("drs", "mh", "ddls_paper", "ddls"):
+for row in ("drs", "mh", "ddls_paper", "ddls", "dot"):
     (kl, kl_se), (mo, mo_se), (hq, hq_se), (fcd, fcd_se) = (paired(row, k) for k in ("kl", "modes", "high_quality", "fcd"))
     print(f"{rows[row]['name']:24s} {kl:+.4f} ± {kl_se:.4f} {100 * kl / gen_kl:+7.1f}% {100 * kl / (gen_kl - floor):+10.1f}% "
           f"{mo:+6.1f} ± {mo_se:3.1f} {100 * hq:+7.2f} ± {100 * hq_se:.2f} {fcd:+6.2f} ± {fcd_se:.2f}")

@@ -118,7 +118,7 @@ def test_the_image_table_runs_from_the_command_line(tmp_path, digits_root, capsy
     printed = capsys.readouterr().out
     assert "DDLS (paper: ULA 0.01)" in printed and "KL" in printed
     table = json.loads(out.read_text())
-    assert [r["row"] for r in table["rows"]] == ["generator", "drs", "mh", "ddls_paper", "ddls"]
+    assert [r["row"] for r in table["rows"]] == ["generator", "drs", "mh", "ddls_paper", "ddls", "dot"]
     for record in table["rows"]:
         assert len(record["per_seed"]) == 2 and record["seconds_mean"] > 0
         assert record["modes_mean"] == sum(s["modes"] for s in record["per_seed"]) / 2

@@ -87,7 +87,9 @@ def test_calibrate_and_sample_write_their_files(tmp_path, data):
 def test_sampler_options_are_the_pipeline_defaults_under_the_given_ones():
     assert pipeline.sampler_options("ddls") == {**pipeline.PAPER_DDLS, "amp": True}
     assert pipeline.sampler_options("ddls", step_size=0.1, amp=False) == {"steps": 1000, "step_size": 0.1, "amp": False}
-    assert pipeline.sampler_options("drs") == {"m_quantile": 0.99}
+    assert pipeline.sampler_options("drs") == {"shift_quantile": 0.95}
+    # a bound of one's own turns the rule off: rejection with that bound
+    assert pipeline.sampler_options("drs", m_quantile=0.99) == {"m_quantile": 0.99}
     assert pipeline.sampler_options("mh", steps=5) == {"steps": 5}
 
 

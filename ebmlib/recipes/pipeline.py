@@ -155,13 +155,12 @@ def load_calibrated(run, device=None):
 def sampler_options(sampler, **options):
     """The options ``sample`` runs ``sampler`` with: the pipeline's defaults, overridden by ``options``. DDLS:
     :data:`PAPER_DDLS` with bf16 on CUDA (and ``sample_ddls``'s fast set-up: frozen channels-last nets,
-    cuDNN autotuning); DRS: log M at the 0.99 quantile of the logits. The benchmark times DDLS with these."""
+    cuDNN autotuning); DRS: Azadi et al.'s rule with γ at the 95th percentile of F (exact rejection, M the
+    largest logit, accepts almost nothing on images). The benchmark times DDLS with these."""
     if sampler == "ddls":
         return {**PAPER_DDLS, "amp": True, **options}
-    if sampler == "drs":
-        # exact rejection (M = the largest logit) accepts almost nothing on images: log M is clipped at the
-        # logits' 99th percentile (a clipped bound, not Azadi et al.'s rule: pass shift_quantile for that)
-        return {"m_quantile": 0.99, **options}
+    if sampler == "drs" and "log_m" not in options and "m_quantile" not in options:
+        return {"shift_quantile": 0.95, **options}
     return options
 
 
