@@ -124,18 +124,23 @@ ax.set_xlabel("margin m"), ax.set_ylabel("V(G, D) after training"), ax.legend(fo
 plt.tight_layout()
 plt.show()
 
-TOL1 = ebmlib.pick(0.03, 0.1)  # in units of m
-assert all(abs(ex1[m][0] / m - 0.6) < TOL1 for m in MARGINS), ex1
-assert abs(v_half / M_UNEQUAL - 0.7) < TOL1, v_half
+# A trained D can only reach min_D V from above: V/m lies at or above the prediction (within 3 standard
+# errors), and in full mode less than 0.05 above it (the largest excess measured, at m = 2, is about 0.04).
+TOL1 = ebmlib.pick(0.05, 0.1)  # in units of m
+assert all(-3 * ex1[m][1] / m < ex1[m][0] / m - 0.6 < TOL1 for m in MARGINS), ex1
+assert -3 * se_half / M_UNEQUAL < v_half / M_UNEQUAL - 0.7 < TOL1, v_half
 ENERGY_TOL = ebmlib.pick(0.1, 0.5)  # in units of m; smoke mode trains the autoencoder for a few hundred steps
 assert over.min() > (1 - ENERGY_TOL) * M_UNEQUAL and under.max() < ENERGY_TOL * M_UNEQUAL, (over, under)
 
 # %% [markdown]
-# **Answer.** The measured value follows the line $V = 0.6\,m$ at every margin: $V/m$ is printed above for
-# each margin, and the assert holds it within 0.03 of 0.6 in full mode. For the unequal generator the prediction
-# $V = 0.7\,m$, $D^* = m$ on the 5 over-weighted modes and $D^* = 0$ on the 20 under-weighted ones, holds as
-# well: the energy rises to the margin only where the generator has *more* mass than the data, not wherever
-# it has mass. In general $1 - V/m$ measures the total variation $\sum_i [q_i - p_i]^+$, here 0.3.
+# **Answer.** The measured value follows the line $V = 0.6\,m$ from above: $V/m$ is 0.6204, 0.6200, 0.6152 and
+# 0.6384 at $m$ = 0.25, 0.5, 1 and 2. It can only err upwards, since the trained autoencoder is one
+# discriminator among all, and $V$ of any $D$ is at least $\min_D V$; the excess is largest at $m = 2$,
+# where the same training budget has to raise the energy of the fakes twice as far. For the unequal
+# generator the prediction holds as well: $V = 0.7070 \pm 0.0045$ against 0.7, the energy at the 5
+# over-weighted centres is 0.999 to 1.007 (predicted $m = 1$) and at the 20 under-weighted ones 0.0000 to
+# 0.0708 (predicted 0): the energy rises to the margin only where the generator has *more* mass than the
+# data, not wherever it has mass. In general $1 - V/m$ measures the total variation $\sum_i [q_i - p_i]^+$, here 0.3.
 
 # %% [markdown]
 # ## Exercise 2
@@ -239,17 +244,21 @@ print(f"30 generator steps against D = 0.5: loss {loss_const.item():.3f}, larges
 assert moved == 0.0, moved
 
 # %% [markdown]
-# **Answer.** The table and the figure above are the measurement: read the spread of the energy over the
-# 25 centres round by round. The theorem's equilibrium has spread 0; alternating responses have no force that
-# drives it there, since each discriminator phase raises the energy where the generator's mass went in the
-# phase before, and each generator phase moves that mass to the new low set. A spread that stays away from 0
-# while the recovered modes and $1 - V/m$ rise and fall from round to round is a pair that circles the
-# equilibrium rather than reaching it. With fewer discriminator steps a round the discriminator answers
-# only part of the way, so the generator's 30 steps meet an energy still shaped by earlier rounds, and it can
-# pile its mass onto the same low modes longer. Against $D \equiv \gamma$, `generator_step` changes no
-# weight at all (the largest change is exactly 0, asserted): the gradient of a constant is 0, and Adam's
-# update of a zero gradient is 0. The flat energy is the only energy the generator cannot exploit, which is
-# why it is the equilibrium.
+# **Answer.** The pair does not approach the flat energy. Starting from the equilibrium's neighbourhood (the
+# best response to $q = p$: spread 0.937 over the centres, $1 - V/m = +0.044$, 25 modes), the first round of
+# 30 generator steps already throws it far away: with 200 discriminator steps a round, 7 modes and
+# $1 - V/m = +0.649$. Over the ten rounds the spread wanders between 0.078 and 1.502, the modes between 7
+# and 22, and $1 - V/m$ between +0.520 and +0.777, with no trend towards 0: the pair circles the
+# equilibrium rather than reaching it, since each discriminator phase raises the energy where the
+# generator's mass went in the phase before, and each generator phase moves that mass to the new low set.
+# Round 9 shows that a flat energy on the centres is not the equilibrium either: the spread is 0.078 there,
+# yet $1 - V/m = +0.777$, the largest of the run, because the generator's samples lie between the centres,
+# where the energy is not flat. With 20 discriminator steps a round the discriminator answers only part of
+# the way, so the generator's 30 steps meet an energy still shaped by earlier rounds; it piles its mass on
+# a few low modes and stays there: 5 to 8 modes from round 2 on, with the spread between 0.918 and 1.574.
+# Against $D \equiv \gamma$, `generator_step` changes no weight at all (the largest change is exactly 0,
+# asserted): the gradient of a constant is 0, and Adam's update of a zero gradient is 0. The flat energy is
+# the only energy the generator cannot exploit, which is why it is the equilibrium.
 
 # %% [markdown]
 # ## Exercise 3
@@ -338,18 +347,26 @@ print(f"f_PT of {N_BATCH} real samples' embeddings: mean {statistics.mean(real_p
       f"random vectors {random_pt:.3f}; the lower bound (N/k - 1)/(N - 1) = {bound:.4f}")
 assert min(real_pt) >= bound and random_pt >= bound
 assert collapsed_pt > statistics.mean(real_pt), (collapsed_pt, real_pt)
+if not SMOKE:  # paired on the fresh seeds: the chosen weight gains quality on every seed
+    assert all(b > a for a, b in zip(report[0.0]["hq"], report[chosen]["hq"])), report
 
 # %% [markdown]
-# **Answer.** The selection table above is the measurement, and the rule, fixed in advance, picks the weight
-# printed under it; the report compares that weight with $\lambda_\text{PT} = 0$ on seeds 0 to 4 (mean and
-# [min, max] over the seeds). The term starts to hurt at the smallest weight whose selection row loses
-# high-quality samples or modes against the weights below it: a weight that large pushes the generator to
-# spread its batch in the embedding more than towards the data. A gain on the fresh seeds is a claim only
-# where the two report rows' intervals over five seeds do not overlap.
+# **Answer.** The rule picks $\lambda_\text{PT} = 1.0$ (22.00 modes on average over seeds 10 and 11, tied with
+# 3.0 and ahead of it in quality, 22.8% against 21.5%). On the five fresh seeds it is no better than 0 in
+# modes: 21.20 [16, 24] against 20.80 [16, 25], intervals that overlap almost entirely, and a seed-by-seed
+# comparison that goes both ways (25 to 16 on seed 0, 16 to 24 on seed 3). In quality it wins on every seed,
+# paired by seed (12.6 against 11.6, 13.8 against 10.1, 17.9 against 14.8, 13.2 against 12.4, 19.8 against
+# 11.6; asserted), a mean of 15.5% against 12.1%, though the intervals over seeds, [12.6, 19.8] and
+# [10.1, 14.8], overlap: the gain is seen only in the pairing. Where the term starts to hurt is not found on
+# this grid of weights: the selection's smaller weights (0.1 and 0.3) recover fewer modes than 0 (18 and 17
+# against 20), but two seeds whose modes span 15 to 25 at $\lambda_\text{PT} = 0$ cannot tell that from noise,
+# and the largest weight, 3.0, is among the best. A weight large enough to pull the generator's batch apart
+# more than towards the data lies above 3 for this game.
 #
-# The pulling-away term of real samples is not 0: it is printed above, well above the lower bound
-# $(N/k-1)/(N-1)$ that any batch of 128 unit vectors in 16 dimensions must pay, and below the value of a
-# batch drawn from a single mode, whose embeddings all point one way. A generator that matches the data
+# The pulling-away term of real samples is not 0: over 20 batches of 128 it is 0.345 on average (0.335 to
+# 0.362), well above the lower bound $(N/k-1)/(N-1) = 0.0551$ that any batch of 128 unit vectors in 16
+# dimensions must pay (isotropic random vectors score 0.062), and far below the 0.998 of a batch drawn from
+# a single mode, whose embeddings all point one way. A generator that matches the data
 # pays exactly what the data pays.
 #
 # *Not run here:* the last question, the term's gain on stacked digits against the spread between seeds at
@@ -434,14 +451,16 @@ print(f"stacked digits ({C} values an image), {IMG_STEPS} steps of EBGAN-PT, the
 assert gap_same < 0.15 * gap_other and img_same < 0.1 * img_other, (gap_same, gap_other, img_same, img_other)
 
 # %% [markdown]
-# **Answer.** The margin at which the sweep breaks down doubles with `energy="sum"`: it is 20, not 10.
-# The check is sharper than a second sweep. After the steps printed above, the generator trained with the
-# sum and margin $2m$ sits next to the one trained with the mean and margin $m$ (their distance, relative to
-# how far training moved the weights, is printed, and asserted to be under 0.15 of the distance to a
-# sum-energy run at margin $m$). What separates them is rounding, which Adam's nearly sign-like first steps
+# **Answer.** The margin at which the sweep breaks down doubles with `energy="sum"`: it is 20, not 10. The
+# sweep shows the breakdown (seed 0: 25 modes with the mean at $m = 1$, 9 at $m = 10$; with the sum 12 at
+# $m = 10$ and 15 at $m = 20$), but the check is sharper than a sweep. After 50 steps, the generator trained
+# with the sum and margin $2m$ sits next to the one trained with the mean and margin $m$: their distance,
+# relative to how far training moved the weights, is 0.0291, against 0.4517 for a sum-energy run at margin
+# $m$ (asserted under 0.15 of it). What separates them is rounding, which Adam's nearly sign-like first steps
 # amplify on coordinates whose gradient is close to 0. Over a full game that noise grows like any other,
 # so the games at (sum, 20) and (mean, 10) in the table above are two runs of the same game, not copies of
-# each other; the sum at $m = 10$ is a different, milder game (the mean at $m = 5$). On images the same holds with $c = 192$: the run is unchanged (learning rates, betas,
-# the whole trajectory) if the margin *and* `pt_weight` are multiplied by 192; keeping `pt_weight` at 1
-# makes the pulling-away term 192 times weaker relative to the energy and changes the run, as the last
-# comparison shows.
+# each other; the sum at $m = 10$ is a different, milder game (the mean at $m = 5$). On images the same holds
+# with $c = 192$: the run is unchanged (learning rates, betas, the whole trajectory) if the margin *and*
+# `pt_weight` are multiplied by 192 (a relative gap of 0.0837 after 20 steps of EBGAN-PT); keeping
+# `pt_weight` at 1 makes the pulling-away term 192 times weaker relative to the energy and changes the run
+# (a gap of 1.3739).
