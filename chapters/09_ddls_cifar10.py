@@ -679,7 +679,7 @@ if MODES:
 #
 # DOT is the exception: its KL lies far above the generator's. It samples no target. Each latent $z_0$ is
 # moved by 100 Adam steps that minimise $\lVert z - z_0\rVert - d(G(z))/k_\text{eff}$, a trade of logit
-# against distance at the rate $k_\text{eff}$, the steepest slope of $d$ between pairs of generator samples
+# against distance at the rate $k_\text{eff}$, the steepest slope of $d \circ G$ between pairs of latents
 # (chapter 05). Nothing in that objective asks the samples to keep the generator's mode weights, or any
 # weights at all. With the same seed DOT starts from the generator's own latents, so we can follow each
 # sample: how far it moved, how much $d$ it gained, whether its digits changed, and to which modes it went,
@@ -735,18 +735,17 @@ if MODES:
 # DOT climbs. Its samples gain 1.2671 nats of logit, 15 times what $p_t$ gains over the generator (0.0853),
 # and end far beyond where $p_t$ puts its mass: the histogram of $d$ on DOT's samples lies almost entirely to
 # the right of the generator's, with mean $+0.905$, above even the mean logit of held-out *real* images
-# ($+0.287$, measured after the calibration). With $k_\text{eff} = 0.110$, one unit of distance in $z$ is
-# worth only 0.11 nats, so the latents travel far, 2.395 on average (against a typical $\lVert z\rVert$ of
+# ($+0.287$, measured after the calibration). With $k_\text{eff} = 0.110$, a unit of distance in $z$ costs as
+# much as 0.11 nats of logit, so the latents travel far, 2.395 on average (against a typical $\lVert z\rVert$ of
 # 5.6), and outwards: their mean norm grows from 5.625 to 6.075. Along the way 76.1% of the samples change
 # their digits, and they go, on average, to modes on which the generator's own images have a higher mean
 # logit ($+0.0331 \pm 0.0018$, small against the logit's spread but eighteen standard errors from zero).
 # The result is a crowding: DOT reaches 932 modes where the generator reaches 961, the 100 fullest modes
-# hold a share of 0.283 of its samples against 0.242, and its sorted counts start higher and end lower than the
-# generator's. Its quality rises the most of any row, to 20.34% of samples read with confidence against
+# hold a share of 0.283 of its samples against 0.242, and its sorted counts start higher and end lower than
+# the generator's. Its quality rises the most of any row, to 20.34% of samples read with confidence against
 # 15.06%: DOT moves every sample towards what this discriminator takes for a good digit, and the
 # discriminator, as the previous section showed, knows good strokes and not how often each triple of
 # digits should appear.
-#
 #
 # One pair and one draw of $N$ samples cannot separate effects of a percent. `python -m ebmlib image-table
 # --data stacked-digits --seeds 3 --json benchmarks/results/image_table_cpu.json` repeats the whole
