@@ -71,7 +71,11 @@ def test_the_committed_table_was_made_by_the_current_recipe(committed):
     assert meta["nets"] == image_table.NETS and meta["calibration"] == image_table.CALIBRATION
     assert {r["row"]: (r["sampler"], r["options"]) for r in committed["rows"]} == {
         name: (sampler, options) for name, (sampler, options) in image_table.ROWS.items()}
-    assert meta["total_seconds"] < 15 * 60  # three pairs, five samplers each, on 2 CPU cores
+    # the design's 15 minutes on 2 CPU cores are for the DDLS table (three pairs, the generator, DRS, MH-GAN and
+    # both DDLS rows); the DOT row, added beside them, is timed on its own and counted on top
+    rows = {r["row"]: r for r in committed["rows"]}
+    dot_seconds = sum(s["seconds"] for s in rows["dot"]["per_seed"])
+    assert meta["total_seconds"] - dot_seconds < 15 * 60, (meta["total_seconds"], dot_seconds)
 
 
 def test_the_committed_means_are_the_means_of_its_seeds(committed):
