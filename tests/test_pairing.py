@@ -7,8 +7,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS, SOLUTIONS = ROOT / "chapters", ROOT / "solutions"
-STEMS = sorted({p.stem for p in CHAPTERS.glob("[0-9][0-9]_*.py")} | {p.stem for p in CHAPTERS.glob("[0-9][0-9]_*.ipynb")})
-SOLUTION_STEMS = sorted({p.stem for p in SOLUTIONS.glob("[0-9][0-9]_*.py")} | {p.stem for p in SOLUTIONS.glob("[0-9][0-9]_*.ipynb")})
+
+
+def stems(folder):
+    """The NN_name stems of a folder's notebooks, from either half of a pair."""
+    return sorted({p.stem for pattern in ("[0-9][0-9]_*.py", "[0-9][0-9]_*.ipynb") for p in folder.glob(pattern)})
+
+
+STEMS, SOLUTION_STEMS = stems(CHAPTERS), stems(SOLUTIONS)
 
 
 def cells(path):
