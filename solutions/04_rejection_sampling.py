@@ -33,7 +33,7 @@ from torch import nn
 
 import ebmlib
 from ebmlib import plot, toy
-from ebmlib.energy import LogRatio
+from ebmlib.energy import CalibratedLogit, LogRatio
 from ebmlib.recipes import table1
 
 plot.use_style()
@@ -122,15 +122,12 @@ print(f"max d(G(z)) = {d_of_G.max():.4f} at z* = {z_grid[i_star]:.3f}; curvature
       f"mean gap E_p0[max d - d] = {mean_gap:.3f}")
 
 
-class ScaledLogit(nn.Module):
-    """c * d(x): the test logit stretched by a constant factor."""
-
-    def __init__(self, d, c):
-        super().__init__()
-        self.d, self.c = d, c
-
-    def forward(self, x):
-        return self.c * self.d(x)
+def scaled_logit(d, c):
+    """c * d(x): the test logit stretched by a constant factor (a CalibratedLogit with its scale set by hand)."""
+    logit = CalibratedLogit(d)
+    with torch.no_grad():
+        logit.scale.fill_(c)
+    return logit.eval()
 
 
 rows_ex1 = []
@@ -138,7 +135,7 @@ print("    c   predicted r(c)   measured   |diff|   tolerance   Jensen bound   L
 for c in scales:
     log_m = c * d_of_G.max().item()
     predicted = torch.trapezoid(torch.exp(log_p0 + c * d_of_G - log_m), z_grid).item()
-    out = ebmlib.sample("drs", G1, ScaledLogit(d1, c), n_ex1, seed=10, log_m=log_m)
+    out = ebmlib.sample("drs", G1, scaled_logit(d1, c), n_ex1, seed=10, log_m=log_m)
     measured = out.info["accept_rate"]
     jensen = math.exp(-c * mean_gap)
     laplace = log_p0[i_star].exp().item() * math.sqrt(2 * math.pi / (c * h))

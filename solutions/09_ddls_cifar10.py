@@ -35,6 +35,7 @@ import torch
 
 import ebmlib
 from ebmlib import metrics, plot
+from ebmlib.energy import CalibratedLogit
 from ebmlib.images import load_images, real_sampler
 from ebmlib.recipes import image_table, pipeline
 
@@ -81,15 +82,12 @@ def p_t_by_weights(logit, modes, sure):
                 mode_kl=coverage["kl"], hq=(w * sure.double()).sum().item())
 
 
-class Scaled(torch.nn.Module):
-    """A logit multiplied by a constant: scale * net(x)."""
-
-    def __init__(self, net, scale):
-        super().__init__()
-        self.net, self.scale = net, scale
-
-    def forward(self, x):
-        return self.scale * self.net(x)
+def scaled(net, scale):
+    """scale * net(x): a CalibratedLogit with its scale set by hand and no bias."""
+    logit = CalibratedLogit(net)
+    with torch.no_grad():
+        logit.scale.fill_(scale)
+    return logit.eval()
 
 
 gen_modes, gen_sure = read(x_gen)
@@ -120,7 +118,7 @@ print(f"generator alone: high quality {gen_sure.double().mean():.4f}, KL of the 
 # %%
 N_CHAINS = ebmlib.pick(500, 40)
 MALA = dict(image_table.ROWS["ddls"][1], **({"steps": 5} if SMOKE else {}))
-logit_nets = {"raw D": D, "d / 2": Scaled(d, 0.5), "d": d, "2 d": Scaled(d, 2.0)}
+logit_nets = {"raw D": D, "d / 2": scaled(d, 0.5), "d": d, "2 d": scaled(d, 2.0)}
 ex1 = {}
 for name, net in logit_nets.items():
     ell = logits_of(net, x_gen)
