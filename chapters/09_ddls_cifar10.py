@@ -583,10 +583,11 @@ if MODES:
     q_data = torch.bincount(train_labels, minlength=n_modes).double() / len(train_labels)
     enough = count >= 10
     needed = (q_data / (count / count.sum()))[enough].log()  # log q_data(m) / q_g(m)
-    said = (torch.zeros(n_modes, dtype=torch.float64).index_add_(0, big_modes, big_d) / count.clamp(min=1))[enough]
+    mode_d = torch.zeros(n_modes, dtype=torch.float64).index_add_(0, big_modes, big_d) / count.clamp(min=1)  # mean d a mode
+    said = mode_d[enough]
     slope = (((needed - needed.mean()) * (said - said.mean())).sum() / (needed - needed.mean()).square().sum()).item()
     corr = torch.corrcoef(torch.stack([needed, said]))[0, 1].item()
-    within = (big_d - (said.new_zeros(n_modes).index_add_(0, big_modes, big_d) / count.clamp(min=1))[big_modes]).std()
+    within = (big_d - mode_d[big_modes]).std()
     print(f"{len(big_d)} generator samples, {int(enough.sum())} modes with at least 10 of them")
     print(f"log q_data/q_g over modes: std {needed.std():.3f}; mean d per mode: std {said.std():.3f}")
     print(f"regression of the mean d on the log-ratio: slope {slope:.3f} (an optimal logit: 1), correlation {corr:.3f}")
@@ -690,7 +691,6 @@ if MODES:
     start, end = read["generator"][2], read["dot"][2]
     changed = start != end
     d_end = logit(samples["dot"].x)
-    mode_d = torch.zeros(n_modes, dtype=torch.float64).index_add_(0, big_modes, big_d) / count.clamp(min=1)
     known = changed & (count[start] >= 10) & (count[end] >= 10)  # both modes' mean logit measured on >= 10 images
     mode_gain = mode_d[end[known]] - mode_d[start[known]]
     mode_gain_se = mode_gain.std().item() / math.sqrt(len(mode_gain))
